@@ -1,0 +1,56 @@
+"""`edgeae doctor`: what this machine has, and what that means for backends. Torch-free."""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import shutil
+import subprocess
+
+
+def _version(module: str) -> str | None:
+    try:
+        return getattr(importlib.import_module(module), "__version__", "installed")
+    except Exception:
+        return None
+
+
+def gpu_summary() -> str:
+    if not shutil.which("nvidia-smi"):
+        return "none found (no nvidia-smi)"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        return out or "nvidia-smi found, no GPU listed"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"nvidia-smi failed ({e})"
+
+
+def cameras(max_index: int = 2) -> list[int]:
+    import cv2
+
+    found = []
+    for i in range(max_index):
+        cap = cv2.VideoCapture(i)
+        if cap.isOpened():
+            found.append(i)
+        cap.release()
+    return found
+
+
+def report(probe_cameras: bool = True) -> str:
+    import cv2
+    import onnxruntime as ort
+
+    from edgeae.runtime import trt_flavour
+
+    lines = [f"python        {platform.python_version()} ({platform.machine()})",
+             f"opencv        {cv2.__version__}",
+             f"onnxruntime   {ort.__version__}; providers: {', '.join(ort.get_available_providers())}",
+             f"torch         {_version('torch') or 'not installed (fine for the runtime)'}",
+             f"tensorrt      {trt_flavour.describe()}",
+             f"gpu           {gpu_summary()}"]
+    if probe_cameras:
+        cams = cameras()
+        lines.append(f"cameras       {', '.join(map(str, cams)) if cams else 'none opened'}")
+    return "\n".join(lines)

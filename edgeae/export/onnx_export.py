@@ -1,0 +1,156 @@
+"""Export encoder and decoder as two ONNX files and check them against PyTorch.
+
+Writes into the run folder: encoder.onnx, decoder.onnx, export_config.json, export_report.json.
+Each ONNX file carries the metadata the runtime needs (metadata_props, keys "edgeae.*").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+import edgeae
+from edgeae.config import atomic_write_bytes, atomic_write_json, save_config, to_dict
+from edgeae.errors import EdgeAEError
+from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
+from edgeae.training.train import load_model
+
+NORMALISATION = "RGB, float32 NCHW, uint8/255 in [0, 1]; output the same"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    checkpoint: str = "best"
+    opset: int = 18
+    tolerance: float = 1e-5  # fp32 max abs error against PyTorch
+    parity_shapes: tuple[tuple[int, int, int], ...] = ((1, 32, 32), (8, 32, 32), (2, 64, 96), (1, 576, 768))
+    real_frames: str = ""  # a video/image/folder for parity on real inputs; "" = random only
+    seed: int = 0
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _export_one(module: torch.nn.Module, example: torch.Tensor, path: Path, names: tuple[str, str],
+                out_dims: tuple[str, str], metadata: dict[str, str], opset: int) -> None:
+    """torch.export-based ONNX export with dynamic batch/height/width, checked and annotated."""
+    dim = torch.export.Dim.DYNAMIC
+    # The exporter warns about torchvision ops it cannot register; they are not used here.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, (example,), None, input_names=[names[0]], output_names=[names[1]],
+                                    dynamic_shapes=({0: dim, 2: dim, 3: dim},), opset_version=opset,
+                                    dynamo=True, external_data=False, verbose=False)
+    model = program.model_proto
+    # Readable symbolic dims instead of the exporter's s0/s1 names.
+    for value, dims in ((model.graph.input[0], ("batch", "height", "width")), (model.graph.output[0], ("batch",) + out_dims)):
+        shape = value.type.tensor_type.shape.dim
+        for axis, name in zip((0, 2, 3), dims):
+            shape[axis].ClearField("dim_value")
+            shape[axis].dim_param = name
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name, model.producer_version = "edgeae", edgeae.__version__
+    onnx.checker.check_model(model, full_check=True)
+    model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    atomic_write_bytes(path, model.SerializeToString())
+
+
+def export_onnx(run_dir: str | os.PathLike, cfg: ExportConfig = ExportConfig(), progress: bool = True) -> dict:
+    """Export RUN/encoder.onnx and RUN/decoder.onnx, check parity, write the report; returns it."""
+    run_dir = Path(run_dir)
+    model, train_cfg, _ = load_model(run_dir, cfg.checkpoint)
+    mcfg = train_cfg.model
+    base = {
+        "edgeae.version": edgeae.__version__,
+        "edgeae.architecture": json.dumps(to_dict(mcfg)),
+        "edgeae.normalisation": NORMALISATION,
+        "edgeae.downsample": str(mcfg.downsample),
+        "edgeae.latent_channels": str(mcfg.latent_channels),
+        "edgeae.task": train_cfg.task,
+        "edgeae.checkpoint_sha256": sha256_file(run_dir / f"{cfg.checkpoint}.pt"),
+        "edgeae.precision": "fp32",
+    }
+    s = mcfg.downsample
+    _export_one(model.encoder, torch.rand(2, 3, 2 * s, 3 * s), run_dir / "encoder.onnx", ("image", "latent"),
+                ("latent_height", "latent_width"), {**base, "edgeae.role": "encoder"}, cfg.opset)
+    _export_one(model.decoder, torch.rand(2, mcfg.latent_channels, 2, 3), run_dir / "decoder.onnx", ("latent", "image"),
+                ("height", "width"), {**base, "edgeae.role": "decoder"}, cfg.opset)
+    save_config(cfg, run_dir / "export_config.json")
+    report = check_parity(model, run_dir, cfg)
+    atomic_write_json(run_dir / "export_report.json", report)
+    if progress:
+        print(format_parity_table(report))
+    if not report["passed"]:
+        worst = max(report["rows"], key=lambda r: r["max_scaled"])
+        raise EdgeAEError(f"parity failed: {worst['model']} at {worst['shape']} ({worst['input']}) differs by "
+                          f"{worst['max_scaled']:.2e} of its range > {cfg.tolerance:.0e}; see {run_dir}/export_report.json")
+    return report
+
+
+def _parity_inputs(cfg: ExportConfig, downsample: int) -> list[tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(cfg.seed)
+    inputs = [("random", rng.random((n, 3, h, w), dtype=np.float32)) for n, h, w in cfg.parity_shapes]
+    if cfg.real_frames:
+        import cv2
+
+        from edgeae.runtime.preprocess import frames_to_batch
+        from edgeae.runtime.sources import iter_frames
+
+        frames = list(iter_frames(cfg.real_frames, limit=2))
+        batch, _ = frames_to_batch(frames[:1], downsample)
+        inputs.append(("real frame", batch))
+        crops = np.stack([cv2.cvtColor(frames[-1], cv2.COLOR_BGR2RGB)[y:y + 32, x:x + 32]
+                          for y, x in rng.integers(0, 200, (16, 2))]).astype(np.float32) / 255
+        inputs.append(("real crops", np.ascontiguousarray(crops.transpose(0, 3, 1, 2))))
+    return inputs
+
+
+def check_parity(model: torch.nn.Module, run_dir: Path, cfg: ExportConfig) -> dict:
+    """ONNX Runtime (CPU, fp32) against PyTorch for encoder, decoder and the two chained."""
+    encoder = OnnxRuntimeBackend.load(run_dir / "encoder.onnx", providers=["CPUExecutionProvider"])
+    decoder = OnnxRuntimeBackend.load(run_dir / "decoder.onnx", providers=["CPUExecutionProvider"])
+    rows = []
+    with torch.no_grad():
+        for kind, x in _parity_inputs(cfg, model.cfg.downsample):
+            z_ref = model.encoder(torch.from_numpy(x))
+            y_ref = model.decoder(z_ref).numpy()
+            z_ort = encoder.infer({"image": x})["latent"]
+            y_dec = decoder.infer({"latent": z_ref.numpy()})["image"]
+            y_ort = decoder.infer({"latent": z_ort})["image"]
+            for name, got, ref in (("encoder", z_ort, z_ref.numpy()), ("decoder", y_dec, y_ref), ("full", y_ort, y_ref)):
+                err = np.abs(got.astype(np.float64) - ref)
+                # Images live in [0,1]; latents are unbounded ReLU outputs (tens on real frames), where fp32
+                # summation order alone moves the last bits: judge those relative to their range.
+                scale = max(1.0, float(np.abs(ref).max()))
+                rows.append({"model": name, "input": kind, "shape": list(x.shape), "max_abs": float(err.max()),
+                             "mean_abs": float(err.mean()), "range": scale, "max_scaled": float(err.max()) / scale,
+                             "passed": bool(err.max() / scale <= cfg.tolerance)})
+    return {"backend": "onnxruntime-cpu", "precision": "fp32", "tolerance": cfg.tolerance, "rows": rows,
+            "passed": all(r["passed"] for r in rows), "export_config": to_dict(cfg)}
+
+
+def format_parity_table(report: dict) -> str:
+    lines = [f"parity {report['backend']} {report['precision']} vs PyTorch (tolerance {report['tolerance']:.0e})",
+             f"{'model':8} {'input':11} {'shape':18} {'max abs':>10} {'mean abs':>10} {'range':>7} {'max/range':>10}  ok"]
+    for r in report["rows"]:
+        shape = "x".join(map(str, r["shape"]))
+        lines.append(f"{r['model']:8} {r['input']:11} {shape:18} {r['max_abs']:10.2e} {r['mean_abs']:10.2e} {r['range']:7.2f} {r['max_scaled']:10.2e}  "
+                     f"{'yes' if r['passed'] else 'NO'}")
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""ONNX Runtime backend: CPU by default, the CUDA execution provider when it is available."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgeae.errors import EdgeAEError
+from edgeae.runtime.backends.base import Backend
+
+
+def default_providers() -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, session, path: Path):
+        self.session = session
+        self.path = path
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.output_names = [o.name for o in session.get_outputs()]
+        self.metadata = dict(session.get_modelmeta().custom_metadata_map)
+        self.providers = session.get_providers()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, providers: list[str] | None = None, threads: int = 0) -> "OnnxRuntimeBackend":
+        """threads: intra-op threads (0 = ONNX Runtime's default, one per physical core)."""
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise EdgeAEError(f"model {path} not found; run 'edgeae export RUN' first")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(path), options, providers=providers or default_providers())
+        except Exception as e:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf types
+            detail = str(e).strip().splitlines()[0][:160]
+            raise EdgeAEError(f"{path} is not a loadable ONNX model ({detail}); re-export it with 'edgeae export RUN'") from None
+        return cls(session, path)
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.session.run(self.output_names, feeds)
+        return dict(zip(self.output_names, outputs))
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,1 @@
+"""Training stage: data, noise, model definitions and the training loop (needs torch)."""

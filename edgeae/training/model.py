@@ -1,0 +1,86 @@
+"""The convolutional autoencoder and its configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from edgeae.errors import EdgeAEError
+
+# Named architectures. "seed" is the default and is exactly the product's reference model.
+ARCHITECTURES: dict[str, tuple[int, ...]] = {
+    "seed": (12, 24, 48, 96),
+    # A wider variant for denoising, where the seed's 8x bottleneck loses detail.
+    "wide": (32, 64, 128, 128),
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the autoencoder: every conv has kernel 4, stride 2, padding 1."""
+
+    name: str = "seed"
+    in_channels: int = 3
+    widths: tuple[int, ...] = ARCHITECTURES["seed"]
+
+    @property
+    def latent_channels(self) -> int:
+        return self.widths[-1]
+
+    @property
+    def downsample(self) -> int:
+        """Input sides must be multiples of this (each conv halves them)."""
+        return 2 ** len(self.widths)
+
+    @classmethod
+    def named(cls, name: str) -> "ModelConfig":
+        if name not in ARCHITECTURES:
+            raise EdgeAEError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+        return cls(name=name, widths=ARCHITECTURES[name])
+
+
+def _encoder(cfg: ModelConfig) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    channels = cfg.in_channels
+    for width in cfg.widths:
+        layers += [nn.Conv2d(channels, width, kernel_size=4, stride=2, padding=1), nn.ReLU()]
+        channels = width
+    return nn.Sequential(*layers)
+
+
+def _decoder(cfg: ModelConfig) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    outs = list(reversed(cfg.widths[:-1])) + [cfg.in_channels]
+    channels = cfg.latent_channels
+    for i, width in enumerate(outs):
+        layers.append(nn.ConvTranspose2d(channels, width, kernel_size=4, stride=2, padding=1))
+        layers.append(nn.ReLU() if i < len(outs) - 1 else nn.Sigmoid())
+        channels = width
+    return nn.Sequential(*layers)
+
+
+class Autoencoder(nn.Module):
+    """Encoder → latent → decoder; fully convolutional, input RGB in [0, 1]."""
+
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = _encoder(cfg)
+        self.decoder = _decoder(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def load_state(model: Autoencoder, state: dict, source: str) -> None:
+    """Load a state dict, turning an architecture mismatch into a user-facing error."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise EdgeAEError(
+            f"checkpoint {source} does not fit architecture {model.cfg.name} {model.cfg.widths} "
+            f"({first}); pass the run folder that produced it"
+        ) from None

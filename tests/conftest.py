@@ -1,0 +1,52 @@
+"""Shared fixtures: small real inputs made once per session.
+
+`footage` is the real OpenCV sample data fetched by `make data`; under CI it must be there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FOOTAGE_DIR = Path(os.environ.get("EDGEAE_DATA", ROOT / "data" / "opencv"))
+
+
+@pytest.fixture(scope="session")
+def footage() -> Path:
+    """Folder holding vtest.avi and the photos; skipped locally when absent, an error in CI."""
+    if not (FOOTAGE_DIR / "vtest.avi").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"real footage missing at {FOOTAGE_DIR}: CI must run 'make data' first")
+        pytest.skip(f"real footage not fetched to {FOOTAGE_DIR}; run 'make data'")
+    return FOOTAGE_DIR
+
+
+@pytest.fixture(scope="session")
+def synthetic_video(tmp_path_factory) -> Path:
+    """A 24-frame 64x96 video with a moving square, written with OpenCV."""
+    path = tmp_path_factory.mktemp("video") / "moving_square.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    for i in range(24):
+        frame = np.full((64, 96, 3), 40, np.uint8)
+        cv2.rectangle(frame, (4 + 3 * i, 20), (20 + 3 * i, 36), (30, 200, 240), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A 2-epoch seed model on synthetic data, exported to ONNX (parity checked on export)."""
+    from edgeae.export.onnx_export import ExportConfig, export_onnx
+    from edgeae.training.train import TrainConfig, train
+
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    cfg = TrainConfig(data="synthetic", epochs=2, samples_per_epoch=1024, val_samples=256, max_images=24)
+    train(cfg, run, progress=False)
+    export_onnx(run, ExportConfig(parity_shapes=((1, 32, 32), (2, 48, 80))), progress=False)
+    return run

@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from edgeae.errors import EdgeAEError
+from edgeae.export.onnx_export import ExportConfig, export_onnx
+from edgeae.training.train import load_model
+
+
+def test_encoder_and_decoder_are_separate_files_with_dynamic_batch_height_width(trained_run):
+    for name, inp, out in (("encoder", "image", "latent"), ("decoder", "latent", "image")):
+        model = onnx.load(trained_run / f"{name}.onnx")
+        onnx.checker.check_model(model, full_check=True)
+        assert [i.name for i in model.graph.input] == [inp] and [o.name for o in model.graph.output] == [out]
+        dims = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
+        assert dims[0] == "batch" and dims[2] and dims[3]
+
+
+def test_metadata_describes_the_model_for_the_runtime(trained_run):
+    meta = {p.key: p.value for p in onnx.load(trained_run / "encoder.onnx").metadata_props}
+    assert meta["edgeae.role"] == "encoder"
+    assert json.loads(meta["edgeae.architecture"])["widths"] == [12, 24, 48, 96]
+    assert meta["edgeae.latent_channels"] == "96" and meta["edgeae.downsample"] == "16"
+    assert len(meta["edgeae.checkpoint_sha256"]) == 64 and "edgeae.version" in meta and meta["edgeae.normalisation"]
+
+
+def test_export_report_shows_fp32_parity_within_1e_5(trained_run):
+    report = json.loads((trained_run / "export_report.json").read_text())
+    assert report["passed"] and report["tolerance"] == 1e-5
+    assert {r["model"] for r in report["rows"]} == {"encoder", "decoder", "full"}
+    assert all(r["max_scaled"] <= 1e-5 for r in report["rows"])
+
+
+def test_export_parity_on_real_frames(trained_run, footage, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    report = export_onnx(run, ExportConfig(parity_shapes=((1, 32, 32),), real_frames=str(footage / "vtest.avi")), progress=False)
+    real = [r for r in report["rows"] if r["input"].startswith("real")]
+    assert real and all(r["passed"] for r in real)
+    assert any(r["shape"] == [1, 3, 576, 768] for r in real)
+
+
+def test_export_fails_loudly_when_parity_fails(trained_run, tmp_path, monkeypatch):
+    import shutil
+
+    import edgeae.export.onnx_export as mod
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    real_check = mod.check_parity
+
+    def perturbed(model, run_dir, cfg):
+        with torch.no_grad():
+            model.decoder[0].bias += 1e-2  # PyTorch now disagrees with the exported file
+        return real_check(model, run_dir, cfg)
+
+    monkeypatch.setattr(mod, "check_parity", perturbed)
+    with pytest.raises(EdgeAEError, match="parity failed"):
+        export_onnx(run, ExportConfig(parity_shapes=((1, 32, 32),)), progress=False)
+    assert not json.loads((run / "export_report.json").read_text())["passed"]

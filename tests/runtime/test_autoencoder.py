@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+import torch
+
+from edgeae.errors import EdgeAEError
+from edgeae.runtime import Autoencoder
+from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
+from edgeae.runtime.preprocess import batch_to_frames, frames_to_batch, pad_to_multiple
+from edgeae.training.train import load_model
+
+
+def test_pad_to_multiple_reflects_and_never_resizes():
+    img = np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3)
+    padded = pad_to_multiple(img, 16)
+    assert padded.shape == (32, 32, 3)
+    assert np.array_equal(padded[:20, :30], img)
+    assert np.array_equal(padded[20, :30], img[18])  # reflect: row 20 mirrors row 18
+
+
+def test_frames_round_trip_through_batch_layout():
+    frames = [np.random.default_rng(i).integers(0, 256, (37, 53, 3), dtype=np.uint8) for i in range(2)]
+    batch, size = frames_to_batch(frames, 16)
+    assert batch.shape == (2, 3, 48, 64) and batch.dtype == np.float32 and size == (37, 53)
+    assert np.isclose(batch[0, 0, 0, 0], frames[0][0, 0, 2] / 255)  # channel 0 is R = BGR index 2
+    back = batch_to_frames(batch, size)
+    assert all(np.array_equal(a, b) for a, b in zip(frames, back))
+
+
+def test_runtime_reconstruction_matches_pytorch(trained_run):
+    model, _, _ = load_model(trained_run)
+    frame = np.random.default_rng(0).integers(0, 256, (40, 72, 3), dtype=np.uint8)
+    with Autoencoder.load(trained_run) as ae:
+        got = ae.reconstruct([frame])[0]
+    batch, size = frames_to_batch([frame], 16)
+    with torch.no_grad():
+        ref = batch_to_frames(model(torch.from_numpy(batch)).numpy(), size)[0]
+    assert got.shape == frame.shape
+    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_latent_shape_follows_the_frame(trained_run):
+    with Autoencoder.load(trained_run) as ae:
+        latent, size = ae.encode([np.zeros((576, 768, 3), np.uint8)])
+    assert latent.shape == (1, 96, 36, 48) and size == (576, 768)
+
+
+def test_a_file_that_is_not_onnx_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "encoder.onnx"
+    bogus.write_bytes(b"\x00garbage" * 50)
+    with pytest.raises(EdgeAEError, match="not a loadable ONNX model"):
+        OnnxRuntimeBackend.load(bogus)
+
+
+def test_wrong_input_names_are_refused(trained_run):
+    with OnnxRuntimeBackend.load(trained_run / "encoder.onnx") as backend:
+        with pytest.raises(EdgeAEError, match="model expects"):
+            backend.infer({"x": np.zeros((1, 3, 32, 32), np.float32)})

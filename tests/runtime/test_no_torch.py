@@ -1,0 +1,37 @@
+"""The runtime must import and run on a device without PyTorch."""
+
+import subprocess
+import sys
+import textwrap
+
+BLOCK_TORCH = textwrap.dedent("""
+    import sys
+    class BlockTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ImportError("torch is not installed on this device")
+    sys.meta_path.insert(0, BlockTorch())
+""")
+
+
+def run_without_torch(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + textwrap.dedent(code)], capture_output=True, text=True)
+
+
+def test_runtime_imports_where_torch_raises():
+    result = run_without_torch("""
+        import edgeae.runtime, edgeae.runtime.autoencoder, edgeae.runtime.sources, edgeae.cli
+        assert "torch" not in sys.modules
+    """)
+    assert result.returncode == 0, result.stderr
+
+
+def test_runtime_reconstructs_without_torch(trained_run):
+    result = run_without_torch(f"""
+        import numpy as np
+        from edgeae.runtime import Autoencoder
+        with Autoencoder.load({str(trained_run)!r}) as ae:
+            out = ae.reconstruct([np.zeros((48, 64, 3), np.uint8)])
+        assert out[0].shape == (48, 64, 3) and "torch" not in sys.modules
+    """)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from edgeae.errors import EdgeAEError
+from edgeae.training.model import Autoencoder, ModelConfig, load_state
+
+
+def test_seed_architecture_is_exactly_the_reference():
+    model = Autoencoder()
+    convs = [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]
+    deconvs = [m for m in model.decoder if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 12), (12, 24), (24, 48), (48, 96)]
+    assert [(c.in_channels, c.out_channels) for c in deconvs] == [(96, 48), (48, 24), (24, 12), (12, 3)]
+    for c in convs + deconvs:
+        assert (c.kernel_size, c.stride, c.padding) == ((4, 4), (2, 2), (1, 1))
+    assert [type(m).__name__ for m in model.encoder] == ["Conv2d", "ReLU"] * 4
+    assert [type(m).__name__ for m in model.decoder] == ["ConvTranspose2d", "ReLU"] * 3 + ["ConvTranspose2d", "Sigmoid"]
+
+
+def test_latent_is_96x2x2_for_32x32_and_output_matches_input():
+    model = Autoencoder()
+    x = torch.rand(5, 3, 32, 32)
+    assert model.encoder(x).shape == (5, 96, 2, 2)
+    y = model(x)
+    assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
+
+
+def test_fully_convolutional_on_frames_with_sides_multiple_of_16():
+    assert Autoencoder()(torch.rand(1, 3, 48, 80)).shape == (1, 3, 48, 80)
+
+
+def test_widths_are_configurable_without_changing_the_default():
+    wide = Autoencoder(ModelConfig.named("wide"))
+    assert wide.encoder(torch.rand(1, 3, 32, 32)).shape[1] == 128
+    assert ModelConfig().widths == (12, 24, 48, 96)
+
+
+def test_checkpoint_from_another_architecture_is_a_clear_error():
+    wide_state = Autoencoder(ModelConfig.named("wide")).state_dict()
+    with pytest.raises(EdgeAEError, match="does not fit architecture seed"):
+        load_state(Autoencoder(), wide_state, "wide.pt")
