@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   edgeae train --data data/opencv/vtest.avi --epochs 10 --out runs/demo
   edgeae export runs/demo --real-frames data/opencv/vtest.avi
   edgeae reconstruct runs/demo data/opencv/vtest.avi --out demo/side_by_side.png
+  edgeae deploy runs/demo --target jetson --out dist/ [--host user@device]
   edgeae doctor
 """
 
@@ -63,6 +64,18 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from edgeae.export.bundle import DeployConfig, deploy, install_over_ssh
+
+    cfg = DeployConfig(target=args.target, name=args.name or "", source=args.source, wheels=args.wheels or "")
+    archive = deploy(args.run, cfg, args.out)
+    print(f"wrote {archive} (+ .sha256); on the device: tar xzf {archive.name} && ./{archive.name[:-7]}/install.sh")
+    if args.host:
+        install_over_ssh(archive, args.host)
+        print(f"installed on {args.host}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edgeae.doctor import report
 
@@ -105,6 +118,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo/side_by_side.png")
     p.add_argument("--backend", default="onnxruntime")
     p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("deploy", help="one tar.gz with models, runtime wheel, install.sh and systemd unit")
+    p.add_argument("run", help="run folder after 'edgeae export' (and 'edgeae build', 'edgeae calibrate')")
+    p.add_argument("--target", default="cpu", choices=["jetson", "gpu", "cpu"])
+    p.add_argument("--out", default="dist", help="folder for NAME.tar.gz and NAME.tar.gz.sha256")
+    p.add_argument("--name", help="bundle name (default edgeae-<run>-<target>)")
+    p.add_argument("--source", default="0", help="what the service reads: camera index, video, URL or GStreamer pipeline")
+    p.add_argument("--wheels", help="folder of extra wheels to ship, for devices without internet")
+    p.add_argument("--host", help="user@device: copy the bundle there over ssh and run install.sh")
+    p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("doctor", help="what this machine has: torch, ONNX Runtime providers, TensorRT, GPU, cameras")
     p.add_argument("--no-cameras", action="store_true", help="do not try to open cameras")
