@@ -14,6 +14,7 @@ from edgeae.errors import EdgeAEError
 
 EXAMPLES = """examples:
   edgeae train --data data/opencv/vtest.avi --epochs 10 --out runs/demo
+  edgeae train --data data/opencv/vtest.avi --epochs 10 --out runs/ddp --nproc 2
   edgeae export runs/demo --real-frames data/opencv/vtest.avi
   edgeae reconstruct runs/demo data/opencv/vtest.avi --out demo/side_by_side.png
   edgeae deploy runs/demo --target jetson --out dist/ [--host user@device]
@@ -29,8 +30,23 @@ def cmd_train(args: argparse.Namespace) -> int:
                       model=ModelConfig.named(args.arch), epochs=args.epochs, batch_size=args.batch_size,
                       samples_per_epoch=args.samples_per_epoch, max_images=args.max_images, lr=args.lr,
                       seed=args.seed, device=args.device)
+    if args.nproc * args.nnodes > 1:
+        return _train_distributed(cfg, args)
     result = train(cfg, args.out, resume=args.resume)
     print(f"trained {args.out}: best validation MSE {result['best_val_loss']:.5f}")
+    return 0
+
+
+def _train_distributed(cfg, args: argparse.Namespace) -> int:
+    import json
+
+    from edgeae.training.distributed import LaunchConfig, launch
+
+    launch(cfg, args.out, LaunchConfig(nproc=args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
+                                       master_addr=args.master_addr, master_port=args.master_port), resume=args.resume)
+    if args.node_rank == 0:
+        best = json.loads((Path(args.out) / "metrics.json").read_text())["best_val_loss"]
+        print(f"trained {args.out} on {args.nproc * args.nnodes} processes: best validation MSE {best:.5f}")
     return 0
 
 
@@ -103,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    p.add_argument("--nproc", type=int, default=1, help="processes per machine (DDP through torchrun; GPUs per machine on CUDA)")
+    p.add_argument("--nnodes", type=int, default=1, help="machines taking part; run the same command on each with its --node-rank")
+    p.add_argument("--node-rank", type=int, default=0)
+    p.add_argument("--master-addr", default="127.0.0.1", help="address of the --node-rank 0 machine (with --nnodes > 1)")
+    p.add_argument("--master-port", type=int, default=29500)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export encoder.onnx and decoder.onnx, check parity with PyTorch")
