@@ -154,7 +154,7 @@ def requirement_lines(requirements: list[str]) -> str:
     lines = []
     for spec in requirements:
         spec = spec.split(";")[0].strip()
-        dist = spec.split("[")[0].split("<")[0].split(">")[0].split("=")[0].split("!")[0].split("~")[0].strip()
+        dist = re.match(r"[A-Za-z0-9._-]+", spec).group(0)
         if dist.lower() == "torch":
             raise EdgeAEError("edgeae's base requirements include torch; the runtime wheel must not (check pyproject.toml)")
         lines.append(f"{spec}|{IMPORT_NAMES.get(dist.lower(), dist.replace('-', '_'))}")
@@ -291,7 +291,11 @@ def prepare_model(model_dir: str | os.PathLike) -> str:
     for precision in description["precisions"]:
         if (model_dir / f"encoder.{precision}.engine").is_file():
             continue
-        ok = main(["build", str(model_dir), "--precision", precision]) == 0
+        try:
+            ok = main(["build", str(model_dir), "--precision", precision]) == 0
+        except Exception as e:  # a TensorRT failure must not stop the service: ONNX Runtime still runs
+            print(f"building the {precision} engine failed: {type(e).__name__}: {e}", file=sys.stderr)
+            ok = False
         (built if ok else failed).append(precision)
     flavour = ", ".join(f"{k} {v}" for k, v in flavours.items())
     return f"{flavour}: built {', '.join(built) or 'nothing new'}" + (f"; failed {', '.join(failed)} (ONNX Runtime covers them)" if failed else "")

@@ -187,3 +187,13 @@ def test_installed_bundle_runs_on_footage_without_torch(archive, footage, tmp_pa
     assert result.returncode == 0, result.stderr
     assert out.stat().st_size > 0 and "PSNR" in result.stdout
     assert (prefix / "tiny-cpu.service").is_file() and "Restart=on-failure" in (prefix / "tiny-cpu.service").read_text()
+
+
+def test_a_failing_engine_build_leaves_onnxruntime_running(unpacked, monkeypatch):
+    def build_crashes(argv):
+        raise RuntimeError("TensorRT could not parse the network")
+
+    monkeypatch.setattr("edgeae.doctor.tensorrt_flavours", lambda: {"tensorrt": "10.3"})
+    monkeypatch.setattr(bundle, "cli_verbs", lambda: {"build"})
+    monkeypatch.setattr("edgeae.cli.main", build_crashes)
+    assert "failed fp32 (ONNX Runtime covers them)" in bundle.prepare_model(unpacked / "model")

@@ -34,7 +34,8 @@ fi
 # On jetson/gpu the venv sees the system's packages: JetPack's TensorRT and its OpenCV with GStreamer.
 VENV="$PREFIX/venv"
 mkdir -p "$PREFIX"
-"$PYTHON" -m venv @VENV_FLAGS@ "$VENV"
+"$PYTHON" -m venv @VENV_FLAGS@ "$VENV" \
+  || { echo "install.sh: cannot create a venv with $PYTHON (Debian/Ubuntu/JetPack: sudo apt install python3-venv)" >&2; exit 2; }
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q --find-links "$HERE/wheels")
 # A dependency the device can already import is kept: pip would shadow JetPack's cv2 with its own.
 MISSING=()
