@@ -5,6 +5,8 @@ TORCH_SPEC ?= torch==2.13.0
 DATA       ?= data/opencv
 RUN        ?= runs/demo
 EPOCHS     ?= 12
+TARGET     ?= cpu
+NPROC      ?= 1
 PY         := $(VENV)/bin/python
 EDGEAE     := $(PY) -m edgeae.cli
 FOOTAGE    := $(DATA)/vtest.avi
@@ -17,7 +19,8 @@ help:
 	@echo "make test      run the test suite"
 	@echo "make data      fetch OpenCV's sample footage into $(DATA)"
 	@echo "make demo      data → train → export → parity → side-by-side reconstruction PNG"
-	@echo "make train / export / engines / bench / bench-gpu / deploy / clean"
+	@echo "make deploy    bundle $(RUN) for TARGET=jetson|gpu|cpu into dist/ (HOST=user@device installs it over ssh)"
+	@echo "make train / export / engines / bench / bench-gpu / deploy / clean   (make train NPROC=2: DDP)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +40,7 @@ data: install
 # Train on the real footage when it is there, on synthetic scenes otherwise.
 train: install
 	$(EDGEAE) train --data $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --epochs $(EPOCHS) --out $(RUN) \
-	  $(if $(wildcard $(RUN)/last.pt),--resume,)
+	  --nproc $(NPROC) $(if $(wildcard $(RUN)/last.pt),--resume,)
 
 export: install
 	$(EDGEAE) export $(RUN) $(if $(wildcard $(FOOTAGE)),--real-frames $(FOOTAGE),)
@@ -47,6 +50,10 @@ demo: install
 	$(MAKE) --no-print-directory train export
 	$(EDGEAE) reconstruct $(RUN) $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --out $(RUN)/side_by_side.png
 	@echo "demo done: $(RUN)/side_by_side.png and $(RUN)/export_report.json"
+
+# One tar.gz for the device: make deploy TARGET=jetson|gpu|cpu [HOST=user@device] (needs 'make export' first).
+deploy: install
+	$(EDGEAE) deploy $(RUN) --target $(TARGET) --out dist $(if $(HOST),--host $(HOST),)
 
 clean:
 	rm -rf runs demo reports/*.tmp .pytest_cache build *.egg-info

@@ -14,8 +14,10 @@ from edgeae.errors import EdgeAEError
 
 EXAMPLES = """examples:
   edgeae train --data data/opencv/vtest.avi --epochs 10 --out runs/demo
+  edgeae train --data data/opencv/vtest.avi --epochs 10 --out runs/ddp --nproc 2
   edgeae export runs/demo --real-frames data/opencv/vtest.avi
   edgeae reconstruct runs/demo data/opencv/vtest.avi --out demo/side_by_side.png
+  edgeae deploy runs/demo --target jetson --out dist/ [--host user@device]
   edgeae doctor
 """
 
@@ -28,8 +30,23 @@ def cmd_train(args: argparse.Namespace) -> int:
                       model=ModelConfig.named(args.arch), epochs=args.epochs, batch_size=args.batch_size,
                       samples_per_epoch=args.samples_per_epoch, max_images=args.max_images, lr=args.lr,
                       seed=args.seed, device=args.device)
+    if args.nproc * args.nnodes > 1:
+        return _train_distributed(cfg, args)
     result = train(cfg, args.out, resume=args.resume)
     print(f"trained {args.out}: best validation MSE {result['best_val_loss']:.5f}")
+    return 0
+
+
+def _train_distributed(cfg, args: argparse.Namespace) -> int:
+    import json
+
+    from edgeae.training.distributed import LaunchConfig, launch
+
+    launch(cfg, args.out, LaunchConfig(nproc=args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
+                                       master_addr=args.master_addr, master_port=args.master_port), resume=args.resume)
+    if args.node_rank == 0:
+        best = json.loads((Path(args.out) / "metrics.json").read_text())["best_val_loss"]
+        print(f"trained {args.out} on {args.nproc * args.nnodes} processes: best validation MSE {best:.5f}")
     return 0
 
 
@@ -63,6 +80,18 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from edgeae.export.bundle import DeployConfig, deploy, install_over_ssh
+
+    cfg = DeployConfig(target=args.target, name=args.name or "", source=args.source, wheels=args.wheels or "")
+    archive = deploy(args.run, cfg, args.out)
+    print(f"wrote {archive} (+ .sha256); on the device: tar xzf {archive.name} && ./{archive.name[:-7]}/install.sh")
+    if args.host:
+        install_over_ssh(archive, args.host)
+        print(f"installed on {args.host}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edgeae.doctor import report
 
@@ -90,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    p.add_argument("--nproc", type=int, default=1, help="processes per machine (DDP through torchrun; GPUs per machine on CUDA)")
+    p.add_argument("--nnodes", type=int, default=1, help="machines taking part; run the same command on each with its --node-rank")
+    p.add_argument("--node-rank", type=int, default=0)
+    p.add_argument("--master-addr", default="127.0.0.1", help="address of the --node-rank 0 machine (with --nnodes > 1)")
+    p.add_argument("--master-port", type=int, default=29500)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export encoder.onnx and decoder.onnx, check parity with PyTorch")
@@ -105,6 +139,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo/side_by_side.png")
     p.add_argument("--backend", default="onnxruntime")
     p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("deploy", help="one tar.gz with models, runtime wheel, install.sh and systemd unit")
+    p.add_argument("run", help="run folder after 'edgeae export' (and 'edgeae build', 'edgeae calibrate')")
+    p.add_argument("--target", default="cpu", choices=["jetson", "gpu", "cpu"])
+    p.add_argument("--out", default="dist", help="folder for NAME.tar.gz and NAME.tar.gz.sha256")
+    p.add_argument("--name", help="bundle name (default edgeae-<run>-<target>)")
+    p.add_argument("--source", default="0", help="what the service reads: camera index, video, URL or GStreamer pipeline")
+    p.add_argument("--wheels", help="folder of extra wheels to ship, for devices without internet")
+    p.add_argument("--host", help="user@device: copy the bundle there over ssh and run install.sh")
+    p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("doctor", help="what this machine has: torch, ONNX Runtime providers, TensorRT, GPU, cameras")
     p.add_argument("--no-cameras", action="store_true", help="do not try to open cameras")

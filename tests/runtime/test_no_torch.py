@@ -35,3 +35,12 @@ def test_runtime_reconstructs_without_torch(trained_run):
         assert out[0].shape == (48, 64, 3) and "torch" not in sys.modules
     """)
     assert result.returncode == 0, result.stderr
+
+
+def test_device_side_tools_import_where_torch_raises():
+    result = run_without_torch("""
+        import edgeae.doctor, edgeae.export.bundle, edgeae.export.bundle_verify
+        edgeae.doctor.report(probe_cameras=False)
+        assert "torch" not in sys.modules
+    """)
+    assert result.returncode == 0, result.stderr
