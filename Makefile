@@ -9,7 +9,7 @@ PY         := $(VENV)/bin/python
 EDGEAE     := $(PY) -m edgeae.cli
 FOOTAGE    := $(DATA)/vtest.avi
 
-.PHONY: install test data train export engines demo bench bench-gpu deploy clean help
+.PHONY: install test data train export engines demo bench bench-gpu deploy clean help calibrate anomaly bench-pipeline
 .DEFAULT_GOAL := help
 
 help:
@@ -18,6 +18,7 @@ help:
 	@echo "make data      fetch OpenCV's sample footage into $(DATA)"
 	@echo "make demo      data → train → export → parity → side-by-side reconstruction PNG"
 	@echo "make train / export / engines / bench / bench-gpu / deploy / clean"
+	@echo "make calibrate / anomaly / bench-pipeline   anomaly threshold, annotated vtest run, end-to-end fps"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +48,15 @@ demo: install
 	$(MAKE) --no-print-directory train export
 	$(EDGEAE) reconstruct $(RUN) $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --out $(RUN)/side_by_side.png
 	@echo "demo done: $(RUN)/side_by_side.png and $(RUN)/export_report.json"
+
+calibrate: install
+	$(EDGEAE) calibrate $(RUN) --data $(FOOTAGE) --frames 200
+
+anomaly: install
+	$(EDGEAE) run $(RUN) --task anomaly --source $(FOOTAGE) --out-video $(RUN)/anomaly.avi --events $(RUN)/events.jsonl --profile
+
+bench-pipeline: install
+	$(PY) benchmarks/pipeline_fps.py --run $(RUN) --source $(FOOTAGE)
 
 clean:
 	rm -rf runs demo reports/*.tmp .pytest_cache build *.egg-info
