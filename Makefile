@@ -11,7 +11,7 @@ PY         := $(VENV)/bin/python
 EDGEAE     := $(PY) -m edgeae.cli
 FOOTAGE    := $(DATA)/vtest.avi
 
-.PHONY: install test data train export engines demo bench bench-gpu deploy clean help
+.PHONY: install test data train export engines demo bench bench-gpu deploy clean help calibrate anomaly bench-pipeline
 .DEFAULT_GOAL := help
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make demo      data → train → export → parity → side-by-side reconstruction PNG"
 	@echo "make deploy    bundle $(RUN) for TARGET=jetson|gpu|cpu into dist/ (HOST=user@device installs it over ssh)"
 	@echo "make train / export / engines / bench / bench-gpu / deploy / clean   (make train NPROC=2: DDP)"
+	@echo "make calibrate / anomaly / bench-pipeline   anomaly threshold, annotated vtest run, end-to-end fps"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +55,15 @@ demo: install
 # One tar.gz for the device: make deploy TARGET=jetson|gpu|cpu [HOST=user@device] (needs 'make export' first).
 deploy: install
 	$(EDGEAE) deploy $(RUN) --target $(TARGET) --out dist $(if $(HOST),--host $(HOST),)
+
+calibrate: install
+	$(EDGEAE) calibrate $(RUN) --data $(FOOTAGE) --frames 200
+
+anomaly: install
+	$(EDGEAE) run $(RUN) --task anomaly --source $(FOOTAGE) --out-video $(RUN)/anomaly.avi --events $(RUN)/events.jsonl --profile
+
+bench-pipeline: install
+	$(PY) benchmarks/pipeline_fps.py --run $(RUN) --source $(FOOTAGE)
 
 clean:
 	rm -rf runs demo reports/*.tmp .pytest_cache build *.egg-info

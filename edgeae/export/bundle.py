@@ -34,7 +34,7 @@ from edgeae.export import bundle_verify
 
 TARGETS = ("jetson", "gpu", "cpu")
 PRECISIONS = ("fp32", "fp16", "int8")
-SIDE_FILES = ("anomaly.json", "config.json", "export_config.json", "export_report.json")
+SIDE_FILES = ("anomaly.json", "anomaly_reference.npy", "config.json", "export_config.json", "export_report.json")
 # Distribution → module imported to decide whether the device already has it (JetPack's OpenCV and
 # onnxruntime-gpu are not pip distributions of these names, so pip alone would shadow them).
 IMPORT_NAMES = {"opencv-python-headless": "cv2", "opencv-python": "cv2"}

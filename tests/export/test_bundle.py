@@ -17,14 +17,30 @@ from edgeae.export import bundle, bundle_verify
 from edgeae.export.bundle import DeployConfig, deploy, ssh_commands
 
 
-def run_from_bundle(edgeae: Path, model: Path, video: Path, out: Path) -> list[str]:
-    """The task the installed bundle runs on footage; becomes `run MODEL --task anomaly --source VIDEO` with issue 4B."""
-    return [str(edgeae), "reconstruct", str(model), str(video), "--out", str(out)]
+def run_from_bundle(edgeae: Path, model: Path, video: Path, events: Path) -> list[str]:
+    """The task the installed bundle runs on footage: anomaly detection, events to a JSON-lines file."""
+    return [str(edgeae), "run", str(model), "--task", "anomaly", "--source", str(video), "--max-frames", "30",
+            "--events", str(events)]
 
 
 @pytest.fixture(scope="module")
 def archive(trained_run, tmp_path_factory) -> Path:
-    return deploy(trained_run, DeployConfig(target="cpu", name="tiny-cpu"), tmp_path_factory.mktemp("dist"))
+    """A calibrated tiny model (calibrated on synthetic frames, so it runs without the footage too)."""
+    import shutil
+
+    import cv2
+
+    from edgeae.runtime.tasks.anomaly import AnomalyConfig, calibrate_run
+    from edgeae.training.data import synthetic_images
+
+    run = tmp_path_factory.mktemp("calibrated") / "run"
+    shutil.copytree(trained_run, run)
+    frames = run.parent / "normal"
+    frames.mkdir()
+    for i, image in enumerate(synthetic_images(8, size=(64, 96), seed=3)):
+        cv2.imwrite(str(frames / f"{i}.png"), image)
+    calibrate_run(run, str(frames), AnomalyConfig(), progress=False)
+    return deploy(run, DeployConfig(target="cpu", name="tiny-cpu"), tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture
@@ -52,7 +68,8 @@ def test_manifest_lists_the_sha256_of_every_file(unpacked):
 def test_model_json_carries_normalisation_and_precisions(unpacked):
     description = json.loads((unpacked / "model" / "model.json").read_text())
     assert "uint8/255" in description["normalisation"]
-    assert list(description["precisions"]) == ["fp32"] and description["anomaly"] is None
+    assert list(description["precisions"]) == ["fp32"] and description["anomaly"]["threshold"] > 0
+    assert (unpacked / "model" / "anomaly_reference.npy").is_file()
 
 
 def test_wheel_does_not_require_torch(unpacked):
@@ -181,11 +198,12 @@ def test_installed_bundle_runs_on_footage_without_torch(archive, footage, tmp_pa
     python = prefix / "venv" / "bin" / "python"
     no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True, env=env)
     assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
-    out = tmp_path / "frame.png"
+    events = tmp_path / "events.jsonl"
     result = subprocess.run(run_from_bundle(prefix / "venv" / "bin" / "edgeae", prefix / "model",
-                                            footage / "vtest.avi", out), capture_output=True, text=True, env=env, cwd=tmp_path)
+                                            footage / "vtest.avi", events), capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert out.stat().st_size > 0 and "PSNR" in result.stdout
+    scored = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "frame"]
+    assert len(scored) == 30 and all(e["frame"] >= 0 for e in scored)
     assert (prefix / "tiny-cpu.service").is_file() and "Restart=on-failure" in (prefix / "tiny-cpu.service").read_text()
 
 
