@@ -1,0 +1,1 @@
+"""Tasks built on the autoencoder runtime: compression, augmentation, and more."""
