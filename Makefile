@@ -9,7 +9,7 @@ PY         := $(VENV)/bin/python
 EDGEAE     := $(PY) -m edgeae.cli
 FOOTAGE    := $(DATA)/vtest.avi
 
-.PHONY: install test data train export engines demo bench bench-gpu deploy clean help
+.PHONY: install test data train export engines demo bench bench-gpu deploy clean help compress augment
 .DEFAULT_GOAL := help
 
 help:
@@ -17,6 +17,8 @@ help:
 	@echo "make test      run the test suite"
 	@echo "make data      fetch OpenCV's sample footage into $(DATA)"
 	@echo "make demo      data → train → export → parity → side-by-side reconstruction PNG"
+	@echo "make compress  vtest.avi → $(RUN)/vtest.eae (prints bpp, PSNR, SSIM) → $(RUN)/vtest_decoded.avi"
+	@echo "make augment   $(RUN)/augment/: new images from perturbed/interpolated latents + contact_sheet.png"
 	@echo "make train / export / engines / bench / bench-gpu / deploy / clean"
 
 $(VENV)/.installed: pyproject.toml
@@ -47,6 +49,15 @@ demo: install
 	$(MAKE) --no-print-directory train export
 	$(EDGEAE) reconstruct $(RUN) $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --out $(RUN)/side_by_side.png
 	@echo "demo done: $(RUN)/side_by_side.png and $(RUN)/export_report.json"
+
+BITS   ?= 8
+FRAMES ?= 100
+compress: install
+	$(EDGEAE) compress $(FOOTAGE) $(RUN)/vtest.eae --model $(RUN) --bits $(BITS) --limit $(FRAMES)
+	$(EDGEAE) decompress $(RUN)/vtest.eae $(RUN)/vtest_decoded.avi --model $(RUN)
+
+augment: install
+	$(EDGEAE) augment $(RUN) --data $(FOOTAGE) --n 16 --out $(RUN)/augment
 
 clean:
 	rm -rf runs demo reports/*.tmp .pytest_cache build *.egg-info

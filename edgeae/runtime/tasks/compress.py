@@ -18,6 +18,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from edgeae.config import atomic_write_json, to_dict
 from edgeae.errors import EdgeAEError
@@ -174,13 +175,15 @@ def compress(cfg: CompressConfig) -> dict:
         header = stream_header(ae, first.shape[:2], cfg.bits, ident, fps)
         codec, tally = LatentCodec(header.latent_shape, cfg.bits), QualityTally(header.frame_size, cfg.bits)
         total = min(total, limit) if total and limit else (total or limit)
-        with BitstreamWriter(cfg.out, header) as writer, tqdm(total=total, unit="frame", desc="compress") as bar:
+        # The redirect prints skip warnings above the progress bar instead of through it.
+        with BitstreamWriter(cfg.out, header) as writer, tqdm(total=total, unit="frame", desc="compress") as bar, \
+                logging_redirect_tqdm(loggers=[log]):
             for batch in same_size_batches(chain([first], frames), header.frame_size, cfg.batch_size, tally):
                 payloads, recon = encode_batch(ae, codec, batch)
                 for frame, out, payload in zip(batch, recon, payloads):
                     writer.write(payload)
                     tally.add(frame, out, len(payload))
-                bar.update(len(batch))
+                bar.update(tally.frames + tally.skipped - bar.n)
     stats = tally.as_dict()
     atomic_write_json(f"{cfg.out}.json", {"config": to_dict(cfg), "stats": stats})
     return stats
