@@ -70,11 +70,12 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from edgeae.runtime.tasks.compress import CompressConfig, compress
 
     cfg = CompressConfig(source=args.source, out=args.out, model=args.model, bits=args.bits, backend=args.backend,
-                         precision=args.precision or "", batch_size=args.batch_size, limit=args.limit or 0)
+                         precision=args.precision or "", batch_size=args.batch_size, limit=args.limit or 0,
+                         measure=not args.no_quality)
     s = compress(cfg)
+    quality = f"PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.4f}" if s["psnr"] is not None else "quality not measured"
     skipped = f", skipped {s['skipped']} frame(s) of another size" if s["skipped"] else ""
-    print(f"wrote {args.out}: {s['frames']} frames, {s['bytes']} bytes, {s['bpp']:.4f} bits per pixel, "
-          f"PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.4f}{skipped}")
+    print(f"wrote {args.out}: {s['frames']} frames, {s['bytes']} bytes, {s['bpp']:.4f} bits per pixel, {quality}{skipped}")
     return 0
 
 
@@ -150,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="run folder with encoder.onnx and decoder.onnx")
     p.add_argument("--bits", type=int, default=8, help="bits per latent symbol, 1-16 (default 8)")
     p.add_argument("--limit", type=int, help="compress at most this many frames")
+    p.add_argument("--no-quality", action="store_true", help="skip decoding for PSNR/SSIM: runs the encoder only")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--backend", default="onnxruntime")
     p.add_argument("--precision", help="passed to the backend (e.g. fp16); default: the backend's own")

@@ -27,9 +27,10 @@ from edgeae.runtime.bitstream import (END_SIZE, HEADER_SIZE, RECORD_OVERHEAD, Bi
                                       StreamHeader)
 from edgeae.runtime.latent_codec import LatentCodec, check_bits
 from edgeae.runtime.preprocess import padded_size
-from edgeae.runtime.quality import psnr, ssim
+from edgeae.runtime.quality import SSIM, psnr
+from edgeae.runtime.sources import (IMAGE_EXTENSIONS, is_camera, iter_frames, list_images, open_video, to_bgr,
+                                    video_frame_count)
 from edgeae.runtime.visualise import write_image
-from edgeae.runtime.sources import IMAGE_EXTENSIONS, iter_frames, list_images, open_video, to_bgr, video_frame_count
 
 log = logging.getLogger("edgeae.compress")
 VIDEO_FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".mkv": "MJPG"}
@@ -57,52 +58,66 @@ class QualityTally:
 
     def __init__(self, frame_size: tuple[int, int], bits: int):
         self.frame_size, self.bits = frame_size, bits
-        self.frames = self.skipped = 0
+        self.frames = self.skipped = self.measured = 0
         self.nbytes = HEADER_SIZE + END_SIZE
         self.psnr_sum = self.ssim_sum = 0.0
+        self._ssim = SSIM()
 
-    def add(self, frame: np.ndarray, recon: np.ndarray, payload_bytes: int) -> None:
+    def add(self, payload_bytes: int, frame: np.ndarray | None = None, recon: np.ndarray | None = None) -> None:
         self.frames += 1
         self.nbytes += payload_bytes + RECORD_OVERHEAD
-        self.psnr_sum += min(psnr(frame, recon), 100.0)  # identical frames would make the mean infinite
-        self.ssim_sum += ssim(frame, recon)
+        if recon is not None:
+            self.measured += 1
+            self.psnr_sum += psnr(frame, recon)
+            self.ssim_sum += self._ssim(frame, recon)
 
     def as_dict(self) -> dict:
-        n, (h, w) = max(self.frames, 1), self.frame_size
+        """frames, skipped, bits, bytes, bpp, psnr, ssim (None when not measured), frame_size."""
+        n, m, (h, w) = max(self.frames, 1), self.measured, self.frame_size
         return {"frames": self.frames, "skipped": self.skipped, "bits": self.bits, "bytes": self.nbytes,
-                "bpp": self.nbytes * 8 / (n * h * w), "psnr": self.psnr_sum / n, "ssim": self.ssim_sum / n,
-                "frame_size": list(self.frame_size)}
+                "bpp": self.nbytes * 8 / (n * h * w), "psnr": self.psnr_sum / m if m else None,
+                "ssim": self.ssim_sum / m if m else None, "frame_size": list(self.frame_size)}
 
 
-def encode_batch(ae: Autoencoder, codec: LatentCodec, frames: list[np.ndarray]) -> tuple[list[bytes], list[np.ndarray]]:
-    """Same-size BGR frames → (one payload per frame, the frames decompress will reproduce)."""
-    latent, size = ae.encode(frames)
-    dequantised = np.empty_like(latent)
-    payloads = []
-    for i, z in enumerate(latent):
-        payload, q = codec.encode(z)
-        payloads.append(payload)
-        dequantised[i] = q.dequantise()
-    return payloads, ae.decode(dequantised, size)
+class FrameCompressor:
+    """Frames of one size → record payloads, tallying bytes and the quality decompress will see."""
 
+    def __init__(self, ae: Autoencoder, header: StreamHeader, measure: bool = True):
+        """measure=False skips decoding and PSNR/SSIM: compression then runs the encoder only."""
+        self.ae, self.header, self.measure = ae, header, measure
+        self.codec = LatentCodec(header.latent_shape, header.bits)
+        self.tally = QualityTally(header.frame_size, header.bits)
 
-def same_size_batches(frames: Iterable[np.ndarray], size: tuple[int, int], batch_size: int,
-                      tally: QualityTally) -> Iterator[list[np.ndarray]]:
-    """Batches of BGR frames of `size`; a frame of another size is skipped with a warning and counted."""
-    batch = []
-    for i, frame in enumerate(frames):
-        frame = to_bgr(frame)
-        if frame.shape[:2] != tuple(size):
-            tally.skipped += 1
-            log.warning("skipped source frame %d: %dx%d differs from the stream's %dx%d (one .eae holds one frame size)",
-                        i, frame.shape[1], frame.shape[0], size[1], size[0])
-            continue
-        batch.append(frame)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    def encode_batch(self, frames: list[np.ndarray]) -> list[bytes]:
+        """Same-size BGR frames → one payload each; quality is measured on the dequantised latent."""
+        latent, size = self.ae.encode(frames)
+        dequantised = np.empty_like(latent)
+        payloads = []
+        for i, z in enumerate(latent):
+            payload, q = self.codec.encode(z)
+            payloads.append(payload)
+            dequantised[i] = q.dequantise()
+        recons = self.ae.decode(dequantised, size) if self.measure else [None] * len(frames)
+        for frame, recon, payload in zip(frames, recons, payloads):
+            self.tally.add(len(payload), frame, recon)
+        return payloads
+
+    def payloads(self, frames: Iterable[np.ndarray], batch_size: int = 4) -> Iterator[bytes]:
+        """Payload per frame of the stream's size; other sizes are skipped with a warning and counted."""
+        batch, size = [], self.header.frame_size
+        for i, frame in enumerate(frames):
+            frame = to_bgr(frame)
+            if frame.shape[:2] != size:
+                self.tally.skipped += 1
+                log.warning("skipped source frame %d: %dx%d differs from the stream's %dx%d (one .eae holds one "
+                            "frame size)", i, frame.shape[1], frame.shape[0], size[1], size[0])
+                continue
+            batch.append(frame)
+            if len(batch) == batch_size:
+                yield from self.encode_batch(batch)
+                batch = []
+        if batch:
+            yield from self.encode_batch(batch)
 
 
 def compress_frames(ae: Autoencoder, frames: Iterable[np.ndarray], bits: int = 8, batch_size: int = 4) -> tuple[list[bytes], dict]:
@@ -110,19 +125,14 @@ def compress_frames(ae: Autoencoder, frames: Iterable[np.ndarray], bits: int = 8
 
     `bytes`/`bpp` count the whole .eae file these payloads would make (header, framing, end record).
     """
+    check_bits(bits)
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
         raise EdgeAEError("no frames to compress")
-    size = to_bgr(first).shape[:2]
-    codec = LatentCodec(stream_header(ae, size, bits, b"").latent_shape, bits)
-    tally, payloads = QualityTally(size, bits), []
-    for batch in same_size_batches(chain([first], frames), size, batch_size, tally):
-        batch_payloads, recon = encode_batch(ae, codec, batch)
-        for frame, out, payload in zip(batch, recon, batch_payloads):
-            tally.add(frame, out, len(payload))
-        payloads.extend(batch_payloads)
-    return payloads, tally.as_dict()
+    compressor = FrameCompressor(ae, stream_header(ae, to_bgr(first).shape[:2], bits, bytes(32)))
+    payloads = list(compressor.payloads(chain([first], frames), batch_size))
+    return payloads, compressor.tally.as_dict()
 
 
 def decompress_payloads(ae: Autoencoder, header: StreamHeader, payloads: list[bytes]) -> list[np.ndarray]:
@@ -142,6 +152,7 @@ class CompressConfig:
     precision: str = ""  # "" = the backend's default
     batch_size: int = 4
     limit: int = 0  # 0 = every frame
+    measure: bool = True  # decode as well, to report PSNR and SSIM
 
 
 def load_model(model: str, backend: str, precision: str) -> Autoencoder:
@@ -151,6 +162,8 @@ def load_model(model: str, backend: str, precision: str) -> Autoencoder:
 
 def probe_source(source: str) -> tuple[float, int | None]:
     """(frames per second or 0, frame count or None) of a video file, image or folder."""
+    if is_camera(source):
+        return 0.0, None  # opening a camera twice fails on some drivers
     path = Path(source)
     if path.is_dir():
         return 0.0, len(list_images(path))
@@ -172,17 +185,14 @@ def compress(cfg: CompressConfig) -> dict:
     first = to_bgr(next(frames))
     ident = model_id(cfg.model)
     with load_model(cfg.model, cfg.backend, cfg.precision) as ae:
-        header = stream_header(ae, first.shape[:2], cfg.bits, ident, fps)
-        codec, tally = LatentCodec(header.latent_shape, cfg.bits), QualityTally(header.frame_size, cfg.bits)
+        compressor = FrameCompressor(ae, stream_header(ae, first.shape[:2], cfg.bits, ident, fps), cfg.measure)
+        tally = compressor.tally
         total = min(total, limit) if total and limit else (total or limit)
         # The redirect prints skip warnings above the progress bar instead of through it.
-        with BitstreamWriter(cfg.out, header) as writer, tqdm(total=total, unit="frame", desc="compress") as bar, \
-                logging_redirect_tqdm(loggers=[log]):
-            for batch in same_size_batches(chain([first], frames), header.frame_size, cfg.batch_size, tally):
-                payloads, recon = encode_batch(ae, codec, batch)
-                for frame, out, payload in zip(batch, recon, payloads):
-                    writer.write(payload)
-                    tally.add(frame, out, len(payload))
+        with BitstreamWriter(cfg.out, compressor.header) as writer, \
+                tqdm(total=total, unit="frame", desc="compress") as bar, logging_redirect_tqdm(loggers=[log]):
+            for payload in compressor.payloads(chain([first], frames), cfg.batch_size):
+                writer.write(payload)
                 bar.update(tally.frames + tally.skipped - bar.n)
     stats = tally.as_dict()
     atomic_write_json(f"{cfg.out}.json", {"config": to_dict(cfg), "stats": stats})

@@ -133,6 +133,14 @@ def test_cli_prints_bpp_psnr_and_ssim(synthetic_video, trained_run, tmp_path, ca
     assert "2 frames" in out and "bits per pixel" in out and "PSNR" in out and "SSIM" in out
 
 
+def test_no_quality_writes_the_same_bitstream_without_decoding(stream, synthetic_video, trained_run, tmp_path, capsys):
+    argv = ["compress", str(synthetic_video), str(tmp_path / "q.eae"), "--model", str(trained_run), "--limit", "6",
+            "--bits", "6", "--no-quality"]
+    assert main(argv) == 0
+    assert "quality not measured" in capsys.readouterr().out
+    assert (tmp_path / "q.eae").read_bytes() == stream[0].read_bytes()
+
+
 def test_a_bit_depth_out_of_range_is_one_line(synthetic_video, trained_run, tmp_path, capsys):
     argv = ["compress", str(synthetic_video), str(tmp_path / "a.eae"), "--model", str(trained_run), "--bits", "20"]
     assert main(argv) == 2
