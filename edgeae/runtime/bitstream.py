@@ -82,13 +82,13 @@ def write_record(f: BinaryIO, seq: int, payload: bytes) -> None:
 def read_record(buf: bytes, pos: int) -> tuple[int, bytes, int]:
     """The record at `pos` → (seq, payload, position after it); ValueError saying why it is not intact."""
     if len(buf) - pos < _RECORD_HEAD.size:
-        raise ValueError("cut short")
+        raise ValueError("record runs past the end of the file")
     sync, seq, length = _RECORD_HEAD.unpack_from(buf, pos)
     if sync != FRAME_SYNC:
         raise ValueError("no record marker")
     end = pos + _RECORD_HEAD.size + length
     if end + _U32.size > len(buf):
-        raise ValueError("cut short")
+        raise ValueError("record runs past the end of the file")
     view = memoryview(buf)
     if _U32.unpack_from(buf, end)[0] != zlib.crc32(view[pos + 4:end]):
         raise ValueError("CRC mismatch")
@@ -103,7 +103,7 @@ def write_end(f: BinaryIO, count: int) -> None:
 def read_end(buf: bytes, pos: int) -> int:
     """Frame count from the end record at `pos`; ValueError if it is not intact."""
     if len(buf) - pos < _END.size:
-        raise ValueError("cut short")
+        raise ValueError("record runs past the end of the file")
     sync, count, crc = _END.unpack_from(buf, pos)
     if sync != END_SYNC or crc != zlib.crc32(_U32.pack(count)):
         raise ValueError("damaged end record")

@@ -277,6 +277,8 @@ class FolderSink(FrameSink):
 
     def __init__(self, folder: str):
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise EdgeAEError(f"{folder} is a file; give a folder, a .png/.jpg for one frame, or a .avi/.mp4 file")
 
     def write(self, seq: int, frame: np.ndarray) -> None:
         write_image(self.folder / f"frame_{seq:06d}.png", frame)
