@@ -4,7 +4,8 @@ Why Zstandard: its format is fixed by RFC 8878, so any conforming decoder return
 that were compressed. Nothing about the probability model is computed from floats on the decoding
 device (CompressAI's users saw PC and Jetson disagree for that reason): the symbols decode bit-exact
 everywhere. The delta is integer arithmetic modulo 2**bits, undone with one cumulative sum.
-On vtest.avi latents it saves 18 % at 8 bits over Zstandard alone (see the README's compression section).
+On vtest.avi latents the delta shrinks the symbols by 23 % at 8 bits, 10 % at 6 and 1.5 % at 4
+(benchmarks/latent_codec.py).
 """
 
 from __future__ import annotations

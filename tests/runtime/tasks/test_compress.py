@@ -141,6 +141,24 @@ def test_no_quality_writes_the_same_bitstream_without_decoding(stream, synthetic
     assert (tmp_path / "q.eae").read_bytes() == stream[0].read_bytes()
 
 
+def test_an_interrupted_compress_leaves_a_readable_file(synthetic_video, trained_run, tmp_path, monkeypatch):
+    from edgeae.runtime.tasks.compress import FrameCompressor
+
+    real_encode, calls = FrameCompressor.encode_batch, []
+
+    def encode_then_interrupt(self, frames):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_encode(self, frames)
+
+    monkeypatch.setattr(FrameCompressor, "encode_batch", encode_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        compress(CompressConfig(str(synthetic_video), str(tmp_path / "i.eae"), str(trained_run), batch_size=2))
+    reader = BitstreamReader(tmp_path / "i.eae")
+    assert [seq for seq, _ in reader] == [0, 1, 2, 3] and reader.report.complete
+
+
 def test_a_bit_depth_out_of_range_is_one_line(synthetic_video, trained_run, tmp_path, capsys):
     argv = ["compress", str(synthetic_video), str(tmp_path / "a.eae"), "--model", str(trained_run), "--bits", "20"]
     assert main(argv) == 2
