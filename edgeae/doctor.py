@@ -42,13 +42,13 @@ def report(probe_cameras: bool = True) -> str:
     import cv2
     import onnxruntime as ort
 
-    from edgeae.runtime import trt_flavour
+    from edgeae.runtime import tensorrt_flavour
 
     lines = [f"python        {platform.python_version()} ({platform.machine()})",
              f"opencv        {cv2.__version__}",
              f"onnxruntime   {ort.__version__}; providers: {', '.join(ort.get_available_providers())}",
              f"torch         {_version('torch') or 'not installed (fine for the runtime)'}",
-             f"tensorrt      {trt_flavour.describe()}",
+             f"tensorrt      {tensorrt_flavour.describe()}",
              f"gpu           {gpu_summary()}"]
     if probe_cameras:
         cams = cameras()
