@@ -38,6 +38,13 @@ def cameras(max_index: int = 2) -> list[int]:
     return found
 
 
+def _cuda_device(tensorrt_flavour) -> str:
+    device = tensorrt_flavour.cuda_device()
+    if device is None:
+        return "none found by cuda-python: TensorRT engines cannot run here (TensorRT-RTX can still build them)"
+    return f"{device.name}, compute capability {device.compute_capability}"
+
+
 def report(probe_cameras: bool = True) -> str:
     import cv2
     import onnxruntime as ort
@@ -49,6 +56,7 @@ def report(probe_cameras: bool = True) -> str:
              f"onnxruntime   {ort.__version__}; providers: {', '.join(ort.get_available_providers())}",
              f"torch         {_version('torch') or 'not installed (fine for the runtime)'}",
              f"tensorrt      {tensorrt_flavour.describe()}",
+             f"cuda device   {_cuda_device(tensorrt_flavour)}",
              f"gpu           {gpu_summary()}"]
     if probe_cameras:
         cams = cameras()

@@ -88,7 +88,36 @@ class TensorRT:
     def __init__(self, flavour: Flavour, module):
         self.flavour, self.trt = flavour, module
         self.name, self.version = flavour.name, module.__version__
-        self.logger = module.Logger(module.Logger.ERROR)
+        self.logger = _error_logger(module)
+
+    def last_error(self) -> str:
+        """The last error TensorRT logged, on one line (for EdgeAEError messages)."""
+        return " ".join(self.logger.errors[-1].split())[:300] if self.logger.errors else "no error logged"
+
+    def target(self, device: CudaDevice | None) -> tuple[str, tuple[str, ...]]:
+        """(device description, compute capabilities an engine built here runs on)."""
+        if device is None:
+            if not self.flavour.builds_without_gpu:
+                raise EdgeAEError(f"{self.name} builds for the GPU it runs on and no CUDA device was found; "
+                                  "use --flavour tensorrt-rtx, which builds without a GPU")
+            return NO_GPU, self.flavour.aot_compute_capabilities
+        return f"{device.name} (compute capability {device.compute_capability})", \
+            self.flavour.aot_compute_capabilities or (device.compute_capability,)
+
+    def attach_timing_cache(self, config, path) -> bool:
+        """Give the builder the timing cache at `path` (created when missing); False where the flavour has none."""
+        if not self.flavour.timing_cache:
+            return False
+        from pathlib import Path
+
+        data = Path(path).read_bytes() if Path(path).is_file() else b""
+        cache = config.create_timing_cache(data)
+        if not config.set_timing_cache(cache, False):  # a cache from another device: start a fresh one
+            config.set_timing_cache(config.create_timing_cache(b""), False)
+        return True
+
+    def timing_cache_bytes(self, config) -> bytes:
+        return bytes(memoryview(config.get_timing_cache().serialize()))
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.flavour.precisions:
@@ -115,6 +144,22 @@ class TensorRT:
             return None
         reasons = [d.name for d in self.trt.EngineInvalidityDiagnostics.__members__.values() if int(diagnostics) & int(d)]
         return ", ".join(reasons) or "invalid engine"
+
+
+def _error_logger(module):
+    """A TensorRT logger that keeps errors for our messages instead of printing every line."""
+
+    class ErrorLog(module.ILogger):
+        def __init__(self):
+            module.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity, msg):
+            if severity in (module.ILogger.Severity.ERROR, module.ILogger.Severity.INTERNAL_ERROR) \
+                    and "Thread context has not been set" not in msg:  # TensorRT-RTX noise without a GPU
+                self.errors.append(msg)
+
+    return ErrorLog()
 
 
 def load(name: str = "auto") -> TensorRT:
