@@ -2,6 +2,7 @@
 PYTHON     ?= python3
 VENV       ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+TRT_EXTRA  ?= tensorrt-rtx
 DATA       ?= data/opencv
 RUN        ?= runs/demo
 EPOCHS     ?= 12
@@ -17,13 +18,15 @@ help:
 	@echo "make test      run the test suite"
 	@echo "make data      fetch OpenCV's sample footage into $(DATA)"
 	@echo "make demo      data → train → export → parity → side-by-side reconstruction PNG"
-	@echo "make train / export / engines / bench / bench-gpu / deploy / clean"
+	@echo "make engines   TensorRT engines fp32/fp16/int8 + int8 Q/DQ ONNX for $(RUN) (after export; TRT_EXTRA= skips TensorRT-RTX)"
+	@echo "make train / export / bench / bench-gpu / deploy / clean"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[train,dev]"
+	$(if $(TRT_EXTRA),$(PY) -m pip install -q -e ".[$(TRT_EXTRA)]")
 	touch $@
 
 install: $(VENV)/.installed
@@ -41,6 +44,12 @@ train: install
 
 export: install
 	$(EDGEAE) export $(RUN) $(if $(wildcard $(FOOTAGE)),--real-frames $(FOOTAGE),)
+
+# TensorRT-RTX builds these on a machine without a GPU; int8 also writes the Q/DQ ONNX files.
+engines: install
+	$(EDGEAE) build $(RUN) --precision fp32
+	$(EDGEAE) build $(RUN) --precision fp16
+	$(EDGEAE) build $(RUN) --precision int8
 
 demo: install
 	-$(MAKE) --no-print-directory data

@@ -21,6 +21,7 @@ def run_without_torch(code: str) -> subprocess.CompletedProcess:
 def test_runtime_imports_where_torch_raises():
     result = run_without_torch("""
         import edgeae.runtime, edgeae.runtime.autoencoder, edgeae.runtime.sources, edgeae.cli
+        import edgeae.runtime.tensorrt_flavour, edgeae.runtime.backends.tensorrt
         assert "torch" not in sys.modules
     """)
     assert result.returncode == 0, result.stderr
