@@ -93,3 +93,101 @@ def test_engines_match_onnxruntime_on_the_gpu(built_engines, precision, toleranc
     with pytest.raises(EdgeAEError, match="outside the engine's profile"):
         with Autoencoder.load(built_engines, "tensorrt", precision) as trt:
             trt.encode_batch(np.zeros((8, 3, 32, 32), np.float32))
+
+
+class FakeCudart:
+    """Host memory standing in for device memory: enough of cuda-python's runtime to run `_infer`."""
+
+    class cudaError_t:  # noqa: N801 (cuda-python's names)
+        cudaSuccess = 0
+
+    class cudaMemcpyKind:  # noqa: N801
+        cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost = 1, 2
+
+    def __init__(self):
+        self.live, self.mallocs = {}, 0
+
+    def _alloc(self, nbytes):
+        import ctypes
+
+        buf = ctypes.create_string_buffer(nbytes)
+        self.live[ctypes.addressof(buf)] = buf
+        self.mallocs += 1
+        return 0, ctypes.addressof(buf)
+
+    cudaMalloc = cudaMallocHost = _alloc
+
+    def _free(self, ptr):
+        del self.live[ptr]
+        return (0,)
+
+    cudaFree = cudaFreeHost = _free
+
+    def cudaMemcpyAsync(self, dst, src, count, kind, stream):
+        import ctypes
+
+        ctypes.memmove(dst, src, count)
+        return (0,)
+
+    def cudaStreamCreate(self):
+        return 0, 7
+
+    def cudaStreamSynchronize(self, stream):
+        return (0,)
+
+    def cudaStreamDestroy(self, stream):
+        return (0,)
+
+
+class FakeContext:
+    """An 'engine' whose output is its input doubled, read from and written to the bound addresses."""
+
+    def __init__(self):
+        self.shapes, self.addresses, self.rebinds = {}, {}, 0
+
+    def set_input_shape(self, name, shape):
+        self.shapes[name] = self.shapes["y"] = tuple(shape)
+        return True
+
+    def infer_shapes(self):
+        return []
+
+    def get_tensor_shape(self, name):
+        return self.shapes[name]
+
+    def set_tensor_address(self, name, address):
+        self.addresses[name] = address
+        self.rebinds += 1
+        return True
+
+    def execute_async_v3(self, stream):
+        import ctypes
+
+        count = int(np.prod(self.shapes["x"]))
+        src = np.ctypeslib.as_array(ctypes.cast(self.addresses["x"], ctypes.POINTER(ctypes.c_float)), (count,))
+        dst = np.ctypeslib.as_array(ctypes.cast(self.addresses["y"], ctypes.POINTER(ctypes.c_float)), (count,))
+        dst[:] = 2 * src
+        return True
+
+
+def test_infer_copies_through_reused_buffers_rebinding_only_when_they_grow(monkeypatch, tensorrt_rtx):
+    import edgeae.runtime.backends.tensorrt as mod
+
+    fake, context = FakeCudart(), FakeContext()
+    monkeypatch.setattr(mod, "_cudart", lambda: fake)
+    trt = tensorrt_flavour.load("tensorrt-rtx")
+    monkeypatch.setattr(trt, "execution_context", lambda engine: context)
+    engine = type("Engine", (), {"num_io_tensors": 2, "get_tensor_name": lambda self, i: "xy"[i],
+                                 "get_tensor_mode": lambda self, n: tensorrt_rtx.TensorIOMode.INPUT if n == "x" else
+                                 tensorrt_rtx.TensorIOMode.OUTPUT,
+                                 "get_tensor_dtype": lambda self, n: tensorrt_rtx.DataType.FLOAT})()
+    profile = {"input": "x", "min": [1, 3, 32, 32], "opt": [1, 3, 32, 32], "max": [8, 3, 64, 64]}
+    backend = TensorRTBackend(trt, None, engine, {"profile": profile}, "fake.engine")
+    rng = np.random.default_rng(0)
+    for n, side in ((2, 32), (2, 32), (1, 32), (4, 64), (2, 32)):
+        x = rng.random((n, 3, side, side), dtype=np.float32)
+        assert np.array_equal(backend.infer({"x": x})["y"], 2 * x)
+    assert context.rebinds == 4 and fake.mallocs == 8  # allocated at 2x32x32, grown once to 4x64x64
+    backend.close()
+    backend.close()
+    assert not fake.live

@@ -62,12 +62,17 @@ def check_in_profile(name: str, shape: tuple[int, ...], profile: dict) -> None:
                           "rebuild with wider --min/--max")
 
 
+def _cudart():
+    """cuda-python's runtime module, imported when a backend is loaded (tests substitute a fake)."""
+    from cuda.bindings import runtime
+
+    return runtime
+
+
 def _cuda(result):
     """cuda-python returns (err, *values): raise on error, return the values."""
-    from cuda.bindings import runtime as cudart
-
     err, *values = result
-    if err != cudart.cudaError_t.cudaSuccess:
+    if err != _cudart().cudaError_t.cudaSuccess:
         raise EdgeAEError(f"CUDA error {err.name}; check the driver and device with 'edgeae doctor'")
     return values[0] if len(values) == 1 else values
 
@@ -82,8 +87,7 @@ class _Buffer:
         """Make room for `nbytes`; True when the addresses changed."""
         if nbytes <= self.capacity:
             return False
-        from cuda.bindings import runtime as cudart
-
+        cudart = _cudart()
         self.free()
         self.device = _cuda(cudart.cudaMalloc(nbytes))
         self.host = _cuda(cudart.cudaMallocHost(nbytes))
@@ -95,8 +99,7 @@ class _Buffer:
         return np.ctypeslib.as_array(ctypes.cast(self.host, ctypes.POINTER(ctypes.c_float)), (count,)).reshape(shape)
 
     def free(self) -> None:
-        from cuda.bindings import runtime as cudart
-
+        cudart = _cudart()
         if self.capacity:
             _cuda(cudart.cudaFree(self.device))
             _cuda(cudart.cudaFreeHost(self.host))
@@ -107,8 +110,7 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
 
     def __init__(self, trt, runtime, engine, sidecar: dict, path: Path):
-        from cuda.bindings import runtime as cudart
-
+        cudart = _cudart()
         self.trt, self.runtime, self.engine, self.sidecar, self.path = trt, runtime, engine, sidecar, path
         self.context = trt.execution_context(engine)
         if self.context is None:
@@ -168,8 +170,7 @@ class TensorRTBackend(Backend):
                 raise EdgeAEError(f"TensorRT refused the address of {name}; this is a bug")
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from cuda.bindings import runtime as cudart
-
+        cudart = _cudart()
         self._set_shapes(feeds)
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         for name, array in feeds.items():
@@ -190,8 +191,7 @@ class TensorRTBackend(Backend):
     def close(self) -> None:
         if getattr(self, "stream", None) is None:
             return
-        from cuda.bindings import runtime as cudart
-
+        cudart = _cudart()
         _cuda(cudart.cudaStreamSynchronize(self.stream))
         for buffer in self.buffers.values():
             buffer.free()
