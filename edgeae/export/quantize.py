@@ -165,16 +165,19 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
 
 
-def median_ms(fn, runs: int, warmup: int = 2) -> float:
-    """Median wall time of `fn()` in milliseconds after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def interleaved_medians(fns: dict, runs: int, warmup: int = 2) -> dict[str, float]:
+    """Median wall time (ms) of each callable, timed in turn within every round so that load from other
+    processes falls on all of them alike and their ratios stay fair."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t) * 1e3) for name, t in times.items()}
 
 
 def _load_cpu(path: Path, threads: int) -> OnnxRuntimeBackend:
@@ -199,17 +202,20 @@ def measure_latency(run_dir: Path, d2s_fp32: Path, cfg: QuantizeConfig) -> dict:
     """ONNX Runtime CPU medians (ms) for fp32 and int8 encoder, decoder and both chained, on one input."""
     n, h, w = cfg.latency_shape
     x = np.random.default_rng(0).random((n, 3, h, w), dtype=np.float32)
-    out = {"shape": [n, 3, h, w], "threads": cfg.threads, "runs": cfg.latency_runs}
-    pairs = {"fp32": ("encoder.onnx", "decoder.onnx"), "int8": ("encoder.int8.onnx", "decoder.int8.onnx")}
-    for precision, (e_name, d_name) in pairs.items():
-        with _load_cpu(run_dir / e_name, cfg.threads) as enc, _load_cpu(run_dir / d_name, cfg.threads) as dec:
-            z = enc.infer({"image": x})["latent"]
-            out[precision] = {"encoder": median_ms(lambda: enc.infer({"image": x}), cfg.latency_runs),
-                              "decoder": median_ms(lambda: dec.infer({"latent": z}), cfg.latency_runs),
-                              "full": median_ms(lambda: dec.infer({"latent": enc.infer({"image": x})["latent"]}),
-                                                cfg.latency_runs)}
-    with _load_cpu(d2s_fp32, cfg.threads) as dec:
-        out["fp32_conv_depth_to_space_decoder"] = median_ms(lambda: dec.infer({"latent": z}), cfg.latency_runs)
+    names = {"fp32": ("encoder.onnx", "decoder.onnx"), "int8": ("encoder.int8.onnx", "decoder.int8.onnx")}
+    models = {p: [_load_cpu(run_dir / f, cfg.threads) for f in files] for p, files in names.items()}
+    d2s = _load_cpu(d2s_fp32, cfg.threads)
+    z = models["fp32"][0].infer({"image": x})["latent"]
+    fns = {"fp32_conv_depth_to_space_decoder": lambda: d2s.infer({"latent": z})}
+    for p, (enc, dec) in models.items():
+        fns[f"{p}.encoder"] = lambda enc=enc: enc.infer({"image": x})
+        fns[f"{p}.decoder"] = lambda dec=dec: dec.infer({"latent": z})
+        fns[f"{p}.full"] = lambda enc=enc, dec=dec: dec.infer({"latent": enc.infer({"image": x})["latent"]})
+    medians = interleaved_medians(fns, cfg.latency_runs)
+    out = {"shape": [n, 3, h, w], "threads": cfg.threads, "runs": cfg.latency_runs, "timing": "interleaved medians"}
+    for p in names:
+        out[p] = {part: medians[f"{p}.{part}"] for part in ("encoder", "decoder", "full")}
+    out["fp32_conv_depth_to_space_decoder"] = medians["fp32_conv_depth_to_space_decoder"]
     out["speedup_full"] = out["fp32"]["full"] / out["int8"]["full"]
     return out
 
