@@ -1,7 +1,7 @@
 """The two TensorRT flavours behind one small adapter.
 
 Standard TensorRT (`import tensorrt`, ≥ 10: JetPack, datacenter GPUs) and TensorRT-RTX
-(`import tensorrt_rtx_bindings`, from `tensorrt-rtx-cu13-bindings`) share the builder, parser and
+(`import tensorrt_rtx_bindings` from `tensorrt-rtx-cu13-bindings`, or `tensorrt_rtx`) share the builder, parser and
 runtime API. What differs lives here, in `Flavour`'s fields and `TensorRT`'s few methods:
 - TensorRT-RTX builds ahead of time on a machine without a GPU, for compute capabilities
   8.0/8.6/8.9/12.x, and compiles kernels just in time on the device; standard TensorRT builds for
@@ -26,7 +26,7 @@ NO_GPU = "AOT, no GPU"
 @dataclass(frozen=True)
 class Flavour:
     name: str
-    module: str
+    modules: tuple[str, ...]  # import names, first found wins
     pip: str  # what to install
     min_version: int  # major
     precisions: tuple[str, ...]  # all explicit: fp16 ONNX / int8 Q/DQ ONNX into strongly typed networks
@@ -36,9 +36,10 @@ class Flavour:
 
 
 FLAVOURS = {
-    "tensorrt": Flavour("tensorrt", "tensorrt", "tensorrt (NVIDIA's index or JetPack)", 10, PRECISIONS,
+    "tensorrt": Flavour("tensorrt", ("tensorrt",), "tensorrt (NVIDIA's index or JetPack)", 10, PRECISIONS,
                         builds_without_gpu=False, timing_cache=True, aot_compute_capabilities=()),
-    "tensorrt-rtx": Flavour("tensorrt-rtx", "tensorrt_rtx_bindings", "tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings",
+    # The PyPI wheels install `tensorrt_rtx_bindings`; NVIDIA's SDK samples import `tensorrt_rtx`.
+    "tensorrt-rtx": Flavour("tensorrt-rtx", ("tensorrt_rtx_bindings", "tensorrt_rtx"), "tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings",
                             1, PRECISIONS, builds_without_gpu=True, timing_cache=False,
                             aot_compute_capabilities=("8.0", "8.6", "8.9", "12.0", "12.1")),
 }
@@ -66,13 +67,24 @@ def cuda_device() -> CudaDevice | None:
     return CudaDevice(props.name.split(b"\0")[0].decode(), f"{props.major}.{props.minor}")
 
 
+def _import(flavour: Flavour):
+    """The flavour's module; raises the last ImportError (or a broken install's error) when none imports."""
+    error: Exception = ImportError(flavour.modules[0])
+    for module in flavour.modules:
+        try:
+            return importlib.import_module(module)
+        except Exception as e:  # a broken install (missing libs) is as good as none
+            error = e
+    raise error
+
+
 def available() -> dict[str, str]:
     """flavour → version for each TensorRT flavour that imports here."""
     found = {}
     for name, flavour in FLAVOURS.items():
         try:
-            found[name] = importlib.import_module(flavour.module).__version__
-        except Exception:  # a broken install (missing libs) is as good as none
+            found[name] = _import(flavour).__version__
+        except Exception:
             continue
     return found
 
@@ -175,7 +187,7 @@ def load(name: str = "auto") -> TensorRT:
         raise EdgeAEError(f"unknown TensorRT flavour {name!r}; choose auto, {', '.join(FLAVOURS)}")
     flavour = FLAVOURS[name]
     try:
-        module = importlib.import_module(flavour.module)
+        module = _import(flavour)
     except Exception as e:
         raise EdgeAEError(f"{name} is not installed here ({type(e).__name__}); pip install {flavour.pip}") from None
     major = int(str(module.__version__).split(".")[0])

@@ -6,7 +6,7 @@ from edgeae.runtime.tensorrt_flavour import FLAVOURS, Flavour
 
 
 def test_a_flavour_that_is_not_installed_names_the_package_to_install(monkeypatch):
-    missing = Flavour("tensorrt", "edgeae_no_such_module", "tensorrt (NVIDIA's index or JetPack)", 10,
+    missing = Flavour("tensorrt", ("edgeae_no_such_module",), "tensorrt (NVIDIA's index or JetPack)", 10,
                       ("fp32",), False, True, ())
     monkeypatch.setitem(FLAVOURS, "tensorrt", missing)
     with pytest.raises(EdgeAEError, match="not installed here.*pip install tensorrt"):
