@@ -32,15 +32,17 @@ class Flavour:
     precisions: tuple[str, ...]  # all explicit: fp16 ONNX / int8 Q/DQ ONNX into strongly typed networks
     builds_without_gpu: bool
     timing_cache: bool
+    runtime_config: bool  # execution contexts are created from engine.create_runtime_config()
     aot_compute_capabilities: tuple[str, ...]  # where an engine built without a GPU runs; () = only the build GPU
 
 
 FLAVOURS = {
     "tensorrt": Flavour("tensorrt", ("tensorrt",), "tensorrt (NVIDIA's index or JetPack)", 10, PRECISIONS,
-                        builds_without_gpu=False, timing_cache=True, aot_compute_capabilities=()),
+                        builds_without_gpu=False, timing_cache=True, runtime_config=False,
+                        aot_compute_capabilities=()),
     # The PyPI wheels install `tensorrt_rtx_bindings`; NVIDIA's SDK samples import `tensorrt_rtx`.
     "tensorrt-rtx": Flavour("tensorrt-rtx", ("tensorrt_rtx_bindings", "tensorrt_rtx"), "tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings",
-                            1, PRECISIONS, builds_without_gpu=True, timing_cache=False,
+                            1, PRECISIONS, builds_without_gpu=True, timing_cache=False, runtime_config=True,
                             aot_compute_capabilities=("8.0", "8.6", "8.9", "12.0", "12.1")),
 }
 
@@ -142,7 +144,7 @@ class TensorRT:
         return builder.create_network(1 << int(self.trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
 
     def execution_context(self, engine):
-        if self.name == "tensorrt-rtx":
+        if self.flavour.runtime_config:
             return engine.create_execution_context(engine.create_runtime_config())
         return engine.create_execution_context()
 
@@ -155,7 +157,7 @@ class TensorRT:
         if validity != self.trt.EngineValidity.INVALID:
             return None
         reasons = [d.name for d in self.trt.EngineInvalidityDiagnostics.__members__.values() if int(diagnostics) & int(d)]
-        return ", ".join(reasons) or "invalid engine"
+        return ", ".join(reasons) or f"invalid engine ({self.last_error()})"
 
 
 def _error_logger(module):

@@ -7,7 +7,7 @@ from edgeae.runtime.tensorrt_flavour import FLAVOURS, Flavour
 
 def test_a_flavour_that_is_not_installed_names_the_package_to_install(monkeypatch):
     missing = Flavour("tensorrt", ("edgeae_no_such_module",), "tensorrt (NVIDIA's index or JetPack)", 10,
-                      ("fp32",), False, True, ())
+                      ("fp32",), False, True, False, ())
     monkeypatch.setitem(FLAVOURS, "tensorrt", missing)
     with pytest.raises(EdgeAEError, match="not installed here.*pip install tensorrt"):
         tensorrt_flavour.load("tensorrt")
@@ -45,3 +45,21 @@ def test_tensorrt_rtx_builds_ahead_of_time_for_its_compute_capabilities(tensorrt
     assert device == "AOT, no GPU" and capabilities == ("8.0", "8.6", "8.9", "12.0", "12.1")
     gpu = tensorrt_flavour.CudaDevice("NVIDIA RTX 4090", "8.9")
     assert trt.target(gpu)[0] == "NVIDIA RTX 4090 (compute capability 8.9)"
+
+
+def test_timing_cache_is_written_and_read_back_where_the_flavour_keeps_one(tensorrt_rtx, tmp_path):
+    trt = tensorrt_flavour.TensorRT(FLAVOURS["tensorrt"], tensorrt_rtx)  # the API both flavours share
+    cache = tmp_path / "tensorrt.timing.cache"
+    with pytest.warns(DeprecationWarning):  # TensorRT-RTX keeps the calls but ignores them
+        config = tensorrt_rtx.Builder(trt.logger).create_builder_config()
+        assert trt.attach_timing_cache(config, cache)
+        cache.write_bytes(trt.timing_cache_bytes(config))
+        assert cache.stat().st_size > 0 and trt.attach_timing_cache(config, cache)
+    assert not tensorrt_flavour.load("tensorrt-rtx").attach_timing_cache(config, cache)
+
+
+@pytest.mark.skipif(tensorrt_flavour.cuda_device() is not None, reason="a CUDA device is present")
+def test_engine_header_check_says_invalid_where_no_gpu_can_run_it(built_engines):
+    trt = tensorrt_flavour.load("tensorrt-rtx")
+    data = (built_engines / "encoder.fp32.engine").read_bytes()
+    assert trt.engine_invalid_reason(trt.trt.Runtime(trt.logger), data)

@@ -137,13 +137,13 @@ class TensorRTBackend(Backend):
         sidecar = read_sidecar(path)
         trt = tensorrt_flavour.load(sidecar.get("flavour", "auto"))
         reason = refusal(sidecar, trt, tensorrt_flavour.cuda_device())
-        data = path.read_bytes()
-        if not reason:
-            invalid = trt.engine_invalid_reason(trt.trt.Runtime(trt.logger), data)
-            reason = invalid and f"{trt.name} says {invalid}; {REBUILD.format(precision=sidecar.get('precision', 'fp32'))}"
         if reason:
             raise EdgeAEError(f"refusing {path}: {reason}")
-        runtime = trt.trt.Runtime(trt.logger)
+        data, runtime = path.read_bytes(), trt.trt.Runtime(trt.logger)
+        invalid = trt.engine_invalid_reason(runtime, data)
+        if invalid:
+            rebuild = REBUILD.format(precision=sidecar.get("precision", "fp32"))
+            raise EdgeAEError(f"refusing {path}: {trt.name} says {invalid}; {rebuild}")
         engine = runtime.deserialize_cuda_engine(data)
         if engine is None:
             raise EdgeAEError(f"TensorRT could not deserialise {path} ({trt.last_error()}); rebuild it with 'edgeae build RUN'")
