@@ -143,10 +143,15 @@ def build_run(run_dir: str | os.PathLike, cfg: BuildConfig = BuildConfig(), prog
         raise EdgeAEError(f"precision {cfg.precision!r} is not one of {', '.join(tensorrt_flavour.PRECISIONS)}")
     model = load_config(TrainConfig, run_dir / "config.json").model
     shapes = profiles(cfg, model)
-    trt = tensorrt_flavour.load(cfg.flavour)
+    prepare_onnx(run_dir, cfg)  # first: ONNX Runtime runs the fp16 / int8 files where no TensorRT is
+    try:
+        trt = tensorrt_flavour.load(cfg.flavour)
+    except EdgeAEError as e:
+        if cfg.precision == "fp32":
+            raise
+        raise EdgeAEError(f"{e} (the {cfg.precision} ONNX files are written; ONNX Runtime runs them)") from None
     trt.check_precision(cfg.precision)
     device, capabilities = trt.target(tensorrt_flavour.cuda_device())
-    prepare_onnx(run_dir, cfg)
     timing_cache = Path(cfg.timing_cache) if cfg.timing_cache else run_dir / "tensorrt.timing.cache"
     sidecars = []
     for role, _ in ROLES:

@@ -76,3 +76,12 @@ def test_standard_tensorrt_without_a_gpu_is_refused_with_the_alternative(tensorr
     trt = tensorrt_flavour.TensorRT(tensorrt_flavour.FLAVOURS["tensorrt"], tensorrt_rtx)  # the API both share
     with pytest.raises(EdgeAEError, match="use --flavour tensorrt-rtx"):
         trt.target(None)
+
+
+def test_without_tensorrt_fp16_onnx_is_still_written(trained_run, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    monkeypatch.setattr(tensorrt_flavour, "available", lambda: {})
+    with pytest.raises(EdgeAEError, match="no TensorRT installed.*fp16 ONNX files are written"):
+        build_run(run, BuildConfig(precision="fp16"), progress=False)
+    assert (run / "encoder.fp16.onnx").is_file() and not (run / "encoder.fp16.engine").exists()
