@@ -53,6 +53,13 @@ def test_int8_onnx_files_are_qdq_with_int8_weights_and_float_bias(int8_run):
         assert meta["edgeae.precision"] == "int8" and meta["edgeae.role"] == role
 
 
+def test_encoder_first_conv_stays_float_the_rest_is_quantised(int8_run):
+    graph = onnx.load(int8_run / "encoder.int8.onnx").graph
+    produced_by = {out: n.op_type for n in graph.node for out in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert [produced_by.get(c.input[1]) for c in convs] == [None] + ["DequantizeLinear"] * 3
+
+
 def test_int8_decoder_uses_depth_to_space_in_pixel_shuffle_order(int8_run):
     nodes = [n for n in onnx.load(int8_run / "decoder.int8.onnx").graph.node if n.op_type == "DepthToSpace"]
     assert len(nodes) == 4
