@@ -2,6 +2,7 @@
 PYTHON     ?= python3
 VENV       ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+TRT_EXTRA  ?= tensorrt-rtx
 DATA       ?= data/opencv
 RUN        ?= runs/demo
 EPOCHS     ?= 12
@@ -24,12 +25,14 @@ help:
 	@echo "make calibrate / anomaly / bench-pipeline   anomaly threshold, annotated vtest run, end-to-end fps"
 	@echo "make compress  vtest.avi → $(RUN)/vtest.eae (prints bpp, PSNR, SSIM) → $(RUN)/vtest_decoded.avi"
 	@echo "make augment   $(RUN)/augment/: new images from perturbed/interpolated latents + contact_sheet.png"
+	@echo "make engines   TensorRT engines fp32/fp16/int8 + int8 Q/DQ ONNX for $(RUN) (after export; TRT_EXTRA= skips TensorRT-RTX)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[train,dev]"
+	$(if $(TRT_EXTRA),$(PY) -m pip install -q -e ".[$(TRT_EXTRA)]")
 	touch $@
 
 install: $(VENV)/.installed
@@ -47,6 +50,12 @@ train: install
 
 export: install
 	$(EDGEAE) export $(RUN) $(if $(wildcard $(FOOTAGE)),--real-frames $(FOOTAGE),)
+
+# TensorRT-RTX builds these on a machine without a GPU; int8 also writes the Q/DQ ONNX files.
+engines: install
+	$(EDGEAE) build $(RUN) --precision fp32
+	$(EDGEAE) build $(RUN) --precision fp16
+	$(EDGEAE) build $(RUN) --precision int8
 
 demo: install
 	-$(MAKE) --no-print-directory data
