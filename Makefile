@@ -6,6 +6,11 @@ TRT_EXTRA  ?= tensorrt-rtx
 DATA       ?= data/opencv
 RUN        ?= runs/demo
 EPOCHS     ?= 12
+# Models that run on whole frames learn better from large crops: with 32x32 crops every latent touches a
+# crop border, and whole frames come out with a 16-pixel grid (15.7 dB vs 23.5 dB on vtest.avi, see README).
+CROP       ?= 128
+SAMPLES    ?= 1024
+BATCH      ?= 16
 TARGET     ?= cpu
 NPROC      ?= 1
 PY         := $(VENV)/bin/python
@@ -46,7 +51,7 @@ data: install
 # Train on the real footage when it is there, on synthetic scenes otherwise.
 train: install
 	$(EDGEAE) train --data $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --epochs $(EPOCHS) --out $(RUN) \
-	  --nproc $(NPROC) $(if $(wildcard $(RUN)/last.pt),--resume,)
+	  --crop-size $(CROP) --samples-per-epoch $(SAMPLES) --batch-size $(BATCH) --nproc $(NPROC) $(if $(wildcard $(RUN)/last.pt),--resume,)
 
 export: install
 	$(EDGEAE) export $(RUN) $(if $(wildcard $(FOOTAGE)),--real-frames $(FOOTAGE),)

@@ -35,7 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, task=args.task, noise=args.noise, noise_level=args.noise_level / 255,
                       model=ModelConfig.named(args.arch), epochs=args.epochs, batch_size=args.batch_size,
                       samples_per_epoch=args.samples_per_epoch, max_images=args.max_images, lr=args.lr,
-                      seed=args.seed, device=args.device)
+                      crop_size=args.crop_size, seed=args.seed, device=args.device)
     if args.nproc * args.nnodes > 1:
         return _train_distributed(cfg, args)
     result = train(cfg, args.out, resume=args.resume)
@@ -197,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--samples-per-epoch", type=int, default=16384)
+    p.add_argument("--crop-size", type=int, default=32,
+                   help="training crop side (default 32, the seed's input); 128 for models run on whole frames")
     p.add_argument("--max-images", type=int, default=200, help="images/frames loaded from --data")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
