@@ -17,7 +17,7 @@ PY         := $(VENV)/bin/python
 EDGEAE     := $(PY) -m edgeae.cli
 FOOTAGE    := $(DATA)/vtest.avi
 
-.PHONY: install test data train export engines demo bench bench-gpu deploy clean help calibrate anomaly bench-pipeline compress augment
+.PHONY: install test data train export engines demo side-by-side bench bench-gpu deploy clean help calibrate anomaly bench-pipeline compress augment
 .DEFAULT_GOAL := help
 
 help:
@@ -64,9 +64,12 @@ engines: install
 
 demo: install
 	-$(MAKE) --no-print-directory data
-	$(MAKE) --no-print-directory train export
-	$(EDGEAE) reconstruct $(RUN) $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --out $(RUN)/side_by_side.png
+	@# A sub-make: this make read the folder listing before 'data' ran, so its $$(wildcard) is stale.
+	$(MAKE) --no-print-directory train export side-by-side
 	@echo "demo done: $(RUN)/side_by_side.png and $(RUN)/export_report.json"
+
+side-by-side: install
+	$(EDGEAE) reconstruct $(RUN) $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --out $(RUN)/side_by_side.png
 
 # One tar.gz for the device: make deploy TARGET=jetson|gpu|cpu [HOST=user@device] (needs 'make export' first).
 deploy: install
