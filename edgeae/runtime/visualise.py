@@ -10,11 +10,7 @@ import numpy as np
 
 from edgeae.config import atomic_write_bytes
 from edgeae.errors import EdgeAEError
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+from edgeae.runtime.quality import psnr
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str] = ("input", "reconstruction")) -> tuple[np.ndarray, float]:
