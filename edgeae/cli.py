@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   edgeae train --data data/opencv/vtest.avi --epochs 10 --out runs/demo
   edgeae export runs/demo --real-frames data/opencv/vtest.avi
   edgeae reconstruct runs/demo data/opencv/vtest.avi --out demo/side_by_side.png
+  edgeae bench runs/demo
   edgeae doctor
 """
 
@@ -63,6 +64,18 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edgeae.config import atomic_write_json
+    from edgeae.runtime.benchmark import device_bench, format_device_bench
+
+    report = device_bench(args.run, quick=args.quick, threads=args.threads)
+    print(format_device_bench(report))
+    if args.json:
+        atomic_write_json(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edgeae.doctor import report
 
@@ -105,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo/side_by_side.png")
     p.add_argument("--backend", default="onnxruntime")
     p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("bench", help="latency and parity of every backend this device can run (torch-free)")
+    p.add_argument("run", help="run or model folder with encoder.onnx and decoder.onnx (and engines, if built)")
+    p.add_argument("--quick", action="store_true", help="two small shapes, short timing: a smoke test")
+    p.add_argument("--threads", type=int, default=0, help="threads for every backend (default: this process's cores)")
+    p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("doctor", help="what this machine has: torch, ONNX Runtime providers, TensorRT, GPU, cameras")
     p.add_argument("--no-cameras", action="store_true", help="do not try to open cameras")
