@@ -1,0 +1,88 @@
+"""The models the suite measures: trained and exported into runs/bench-*, reused when their config matches."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeae.config import to_dict
+from edgeae.runtime import sources
+from edgeae.training.model import ModelConfig
+from edgeae.training.train import TrainConfig
+
+# The stronger denoiser: two stride-2 levels instead of four, so the latent (64 channels at 1/4 size)
+# keeps the detail that the seed's 16x downsampling blurs away.
+DENOISE_VARIANT = "shallow"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    footage: str = "data/opencv/vtest.avi"
+    runs_dir: str = "runs"
+    out: str = "reports"
+    quick: bool = False
+    threads: int = 0  # 0: the cores this process may use
+    seed: int = 0
+
+
+def train_configs(cfg: BenchConfig) -> dict[str, TrainConfig]:
+    """name → TrainConfig of every model the suite needs (small budgets: `make bench` trains on 2 cores)."""
+    if cfg.quick:
+        base = TrainConfig(data=cfg.footage, epochs=1, samples_per_epoch=512, val_samples=128, max_images=24,
+                           batch_size=64, seed=cfg.seed, device="cpu")
+    else:
+        base = TrainConfig(data=cfg.footage, epochs=6, samples_per_epoch=8192, val_samples=1024, max_images=200,
+                           batch_size=64, seed=cfg.seed, device="cpu")
+    denoise = dataclasses.replace(base, task="denoise", noise="gaussian", noise_level=25 / 255)
+    return {"seed": base,
+            "denoise-seed": denoise,
+            f"denoise-{DENOISE_VARIANT}": dataclasses.replace(denoise, model=ModelConfig.named(DENOISE_VARIANT))}
+
+
+def first_unseen_frame(cfg: TrainConfig) -> int:
+    """First video frame training never read: load_images samples max_images frames with an even stride."""
+    cap = sources.open_video(cfg.data)
+    count = sources.video_frame_count(cap)
+    cap.release()
+    stride = max(1, count // cfg.max_images) if count else 1
+    return min(count, stride * cfg.max_images)
+
+
+def _matches(run: Path, cfg: TrainConfig) -> bool:
+    try:
+        saved = json.loads((run / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return saved == to_dict(cfg) and (run / "encoder.onnx").is_file() and (run / "decoder.onnx").is_file()
+
+
+def ensure_run(name: str, train_cfg: TrainConfig, bench: BenchConfig) -> Path:
+    """runs/bench-NAME trained with `train_cfg` and exported; reused as is when its config matches."""
+    from edgeae.export.onnx_export import ExportConfig, export_onnx
+    from edgeae.training.train import train
+
+    run = Path(bench.runs_dir) / f"bench-{name}"
+    if _matches(run, train_cfg):
+        return run
+    shutil.rmtree(run, ignore_errors=True)  # a bench-* folder is this suite's cache, trained by it
+    print(f"training {run} ({train_cfg.model.name}, {train_cfg.task}, {train_cfg.epochs} epochs)", flush=True)
+    train(train_cfg, run, progress=not bench.quick)
+    # Export's real-frame parity crops at offsets up to 232 px: quick mode's small test videos are smaller.
+    real = "" if bench.quick else train_cfg.data
+    export_onnx(run, ExportConfig(real_frames=real, parity_shapes=((1, 32, 32), (2, 64, 96))), progress=False)
+    build_int8(run)
+    return run
+
+
+def build_int8(run: Path) -> str | None:
+    """INT8 Q/DQ ONNX through 'edgeae build' when this edgeae has it; returns why not otherwise."""
+    from edgeae import cli
+
+    verbs = cli._parser()._subparsers._group_actions[0].choices  # argparse keeps sub-commands here
+    if "build" not in verbs:
+        return "this edgeae has no 'build' verb (INT8 quantisation, issue 3)"
+    code = cli.main(["build", str(run), "--precision", "int8"])
+    return None if code == 0 else f"'edgeae build {run} --precision int8' exited with {code}"
