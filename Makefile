@@ -48,5 +48,18 @@ demo: install
 	$(EDGEAE) reconstruct $(RUN) $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --out $(RUN)/side_by_side.png
 	@echo "demo done: $(RUN)/side_by_side.png and $(RUN)/export_report.json"
 
+# The full CPU benchmark: trains or reuses runs/bench-*, writes reports/ and the README's tables.
+bench: install
+	-$(MAKE) --no-print-directory data
+	$(PY) -m benchmarks.run --footage $(FOOTAGE) --out reports --readme README.md
+
+# On the GPU machine (no venv there: the image's python3). ORT_GPU_DIR: onnxruntime-gpu installed with
+# `pip install --no-deps --target $(ORT_GPU_DIR)`; carry runs/bench-seed for trained weights and ONNX files.
+GPU_PY      ?= $(if $(wildcard $(PY)),$(PY),python3)
+ORT_GPU_DIR ?= .ortgpu
+bench-gpu:
+	PYTHONPATH=. $(GPU_PY) -m benchmarks.gpu --run runs/bench-seed --out reports --name bench-h100 \
+	  $(if $(wildcard $(ORT_GPU_DIR)),--ort-dir $(ORT_GPU_DIR),)
+
 clean:
 	rm -rf runs demo reports/*.tmp .pytest_cache build *.egg-info

@@ -28,18 +28,29 @@ class BenchConfig:
     seed: int = 0
 
 
+ROLES = ("seed", "denoise-seed", f"denoise-{DENOISE_VARIANT}")
+
+
 def train_configs(cfg: BenchConfig) -> dict[str, TrainConfig]:
-    """name → TrainConfig of every model the suite needs (small budgets: `make bench` trains on 2 cores)."""
+    """name → TrainConfig of every model the suite trains (small budgets: `make bench` trains on 2 cores).
+
+    Quick mode trains one tiny seed model that stands in for every role: it checks the machinery.
+    """
     if cfg.quick:
-        base = TrainConfig(data=cfg.footage, epochs=1, samples_per_epoch=512, val_samples=128, max_images=24,
-                           batch_size=64, seed=cfg.seed, device="cpu")
-    else:
-        base = TrainConfig(data=cfg.footage, epochs=6, samples_per_epoch=8192, val_samples=1024, max_images=200,
-                           batch_size=64, seed=cfg.seed, device="cpu")
+        return {"seed": TrainConfig(data=cfg.footage, epochs=1, samples_per_epoch=256, val_samples=64, max_images=24,
+                                    batch_size=64, seed=cfg.seed, device="cpu")}
+    base = TrainConfig(data=cfg.footage, epochs=6, samples_per_epoch=8192, val_samples=1024, max_images=200,
+                       batch_size=64, seed=cfg.seed, device="cpu")
     denoise = dataclasses.replace(base, task="denoise", noise="gaussian", noise_level=25 / 255)
     return {"seed": base,
             "denoise-seed": denoise,
             f"denoise-{DENOISE_VARIANT}": dataclasses.replace(denoise, model=ModelConfig.named(DENOISE_VARIANT))}
+
+
+def ensure_runs(bench: BenchConfig) -> dict[str, Path]:
+    """role → run folder, training what is missing."""
+    trained = {name: ensure_run(name, tc, bench) for name, tc in train_configs(bench).items()}
+    return {role: trained.get(role, trained["seed"]) for role in ROLES}
 
 
 def first_unseen_frame(cfg: TrainConfig) -> int:

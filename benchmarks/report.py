@@ -28,7 +28,7 @@ def write_reports(report: dict, out: Path, name: str = "bench") -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     images = plots.write_plots(report, out, name)
-    report = {**report, "plots": [p.name for p in images]}
+    report["plots"] = [p.name for p in images]
     atomic_write_json(out / f"{name}.json", strip_private(report))
     atomic_write_bytes(out / f"{name}.md", markdown(strip_private(report)).encode())
     return [out / f"{name}.json", out / f"{name}.md", *images]
@@ -160,3 +160,30 @@ def markdown(report: dict) -> str:
     lines += md_denoise(s["denoise"]) + md_anomaly(s["anomaly"]) + md_compression(s["compression"])
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in report.get("plots", [])] + [""]
     return "\n".join(lines)
+
+
+README_BEGIN, README_END = "<!-- bench:begin (written by make bench) -->", "<!-- bench:end -->"
+
+
+def readme_block(report: dict, command: str) -> str:
+    """The README's benchmark summary: the same tables as bench.md, less the long ones."""
+    m, s = report["machine"], report["sections"]
+    lines = [README_BEGIN, f"`{command}` — {m['date']}, {m['cpu']}, {m['threads']} threads, edgeae {m['git_commit']}, "
+             f"{report['total_seconds']:.0f} s in all. Every number: [reports/bench.md](reports/bench.md), "
+             "[reports/bench.json](reports/bench.json).", ""]
+    lines += md_targets(report["targets"]) + md_latency(s["latency"]) + md_pipeline(s["pipeline"])
+    lines += md_denoise(s["denoise"]) + md_anomaly(s["anomaly"])
+    lines += [f"![{p}](reports/{p})" for p in report.get("plots", [])] + ["", README_END]
+    return "\n".join(lines)
+
+
+def update_readme(path: Path, report: dict, command: str) -> None:
+    """Replace the marked block in README (appended once if the markers are missing)."""
+    text = path.read_text()
+    block = readme_block(strip_private(report), command)
+    if README_BEGIN in text and README_END in text:
+        head, rest = text.split(README_BEGIN, 1)
+        text = head + block + rest.split(README_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    atomic_write_bytes(path, text.encode())

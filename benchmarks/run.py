@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmarks.context import Context
-from benchmarks.models import BenchConfig, ensure_run, train_configs
+from benchmarks.models import BenchConfig, ensure_runs
 from edgeae.config import to_dict
 from edgeae.errors import EdgeAEError
 from edgeae.runtime.benchmark import machine_threads, pin_threads
@@ -85,7 +85,7 @@ def benchmark(cfg: BenchConfig, only: list[str] | None = None) -> dict:
     threads = cfg.threads or machine_threads()
     pin_threads(threads)
     t0 = time.perf_counter()
-    runs = {name: ensure_run(name, tc, cfg) for name, tc in train_configs(cfg).items()}
+    runs = ensure_runs(cfg)
     train_s = time.perf_counter() - t0
     ctx = Context(cfg, runs, threads)
     report = {"machine": machine(threads), "config": to_dict(cfg), "runs": {k: str(v) for k, v in runs.items()},
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=BenchConfig.out, help="report folder")
     parser.add_argument("--quick", action="store_true", help="small shapes, few repetitions, tiny models")
     parser.add_argument("--threads", type=int, default=0, help="threads for every library (default: usable cores)")
+    parser.add_argument("--readme", help="also rewrite the benchmark block of this README with the new tables")
     parser.add_argument("--only", help="comma-separated sections to run (others are reported as skipped)")
     args = parser.parse_args(argv)
     cfg = BenchConfig(footage=args.footage, runs_dir=args.runs, out=args.out, quick=args.quick, threads=args.threads)
@@ -113,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.report import write_reports
 
         paths = write_reports(report, Path(cfg.out), name="bench")
+        if args.readme:
+            from benchmarks.report import update_readme
+
+            update_readme(Path(args.readme), report, "make bench")
+            paths.append(Path(args.readme))
     except EdgeAEError as e:
         print(f"benchmarks.run: error: {e}", file=sys.stderr)
         return 2
