@@ -21,6 +21,7 @@ def run_without_torch(code: str) -> subprocess.CompletedProcess:
 def test_runtime_imports_where_torch_raises():
     result = run_without_torch("""
         import edgeae.runtime, edgeae.runtime.autoencoder, edgeae.runtime.sources, edgeae.cli
+        import edgeae.runtime.benchmark, edgeae.runtime.backends.opencv_dnn
         assert "torch" not in sys.modules
     """)
     assert result.returncode == 0, result.stderr
@@ -35,3 +36,13 @@ def test_runtime_reconstructs_without_torch(trained_run):
         assert out[0].shape == (48, 64, 3) and "torch" not in sys.modules
     """)
     assert result.returncode == 0, result.stderr
+
+
+def test_device_bench_runs_without_torch(trained_run):
+    result = run_without_torch(f"""
+        from edgeae.cli import main
+        assert main(["bench", {str(trained_run)!r}, "--quick"]) == 0
+        assert "torch" not in sys.modules
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "opencv-dnn fp32" in result.stdout and "tensorrt fp16" in result.stdout
