@@ -45,18 +45,17 @@ def add_defect(frame: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[
     return out, mask.astype(bool)
 
 
-def make_test_set(frames: list[np.ndarray], seed: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """Every other frame gets a defect (kinds in turn); returns (frames, masks, image labels)."""
+def make_test_set(frames: list[np.ndarray], seed: int) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """Every other frame gets a defect (kinds in turn); returns (frames, masks, kind or "" per frame)."""
     rng = np.random.default_rng(seed)
-    images, masks = [], []
+    images, masks, kinds = [], [], []
     for i, frame in enumerate(frames):
-        if i % 2:
-            image, mask = add_defect(frame, DEFECTS[(i // 2) % len(DEFECTS)], rng)
-        else:
-            image, mask = frame, np.zeros(frame.shape[:2], bool)
+        kind = DEFECTS[(i // 2) % len(DEFECTS)] if i % 2 else ""
+        image, mask = add_defect(frame, kind, rng) if kind else (frame, np.zeros(frame.shape[:2], bool))
         images.append(image)
         masks.append(mask)
-    return images, masks, np.array([m.any() for m in masks])
+        kinds.append(kind)
+    return images, masks, kinds
 
 
 def smooth(error: np.ndarray) -> np.ndarray:
@@ -79,6 +78,27 @@ class AutoencoderScorer:
         return (self.error(frame) - self.mean) / self.std
 
 
+class LatentNeighbourScorer:
+    """Distance of each latent cell to its nearest neighbour among normal frames' latents at the same place.
+
+    The camera is static, so position matters: a pedestrian on the pavement is normal where normal frames
+    had pedestrians, a red blob is not. (Dividing by each place's normal spread was tried: image AUROC
+    0.59 → 0.62, pixel AUROC 0.98 → 0.92 on vtest; not kept.) Upsampled and smoothed like the other maps.
+    """
+
+    def __init__(self, ae: Autoencoder, normal_frames: list[np.ndarray]):
+        self.ae = ae
+        self.bank = np.concatenate([ae.encode([f])[0] for f in normal_frames])  # K×C×h×w
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        latent = self.ae.encode([frame])[0]  # 1×C×h×w
+        distance = np.sqrt(((self.bank - latent) ** 2).sum(axis=1)).min(axis=0)  # h×w
+        h, w = frame.shape[:2]
+        s = self.ae.info.downsample
+        full = cv2.resize(distance, (distance.shape[1] * s, distance.shape[0] * s), interpolation=cv2.INTER_LINEAR)
+        return smooth(full[:h, :w])
+
+
 class Mog2Scorer:
     """OpenCV's MOG2 background model learned on normal frames, frozen (learning rate 0) for testing."""
 
@@ -91,7 +111,7 @@ class Mog2Scorer:
         return smooth(self.mog.apply(frame, learningRate=0) / 255.0)
 
 
-def _evaluate(scorer, images: list[np.ndarray], masks: list[np.ndarray], labels: np.ndarray) -> dict:
+def _evaluate(scorer, images: list[np.ndarray], masks: list[np.ndarray], kinds: list[str]) -> dict:
     maps, times = [], []
     for image in images:
         t0 = time.perf_counter()
@@ -100,21 +120,24 @@ def _evaluate(scorer, images: list[np.ndarray], masks: list[np.ndarray], labels:
     s = PIXEL_STRIDE
     pixel_scores = np.concatenate([m[::s, ::s].ravel() for m in maps])
     pixel_labels = np.concatenate([m[::s, ::s].ravel() for m in masks])
-    return {"image_auroc": auroc(np.array([m.max() for m in maps]), labels),
-            "pixel_auroc": auroc(pixel_scores, pixel_labels), "ms_per_frame": float(np.median(times)),
-            "_maps": maps}
+    image_scores, kinds = np.array([m.max() for m in maps]), np.array(kinds)
+    per_defect = {k: auroc(image_scores[(kinds == k) | (kinds == "")], kinds[(kinds == k) | (kinds == "")] == k)
+                  for k in DEFECTS if (kinds == k).any()}
+    return {"image_auroc": auroc(image_scores, kinds != ""), "pixel_auroc": auroc(pixel_scores, pixel_labels),
+            "image_auroc_per_defect": per_defect, "ms_per_frame": float(np.median(times)), "_maps": maps}
 
 
 def anomaly(ctx: Context) -> dict:
     normal = ctx.calibration_frames
     test = ctx.pick(ctx.heldout_frames, 8 if ctx.cfg.quick else 60)
-    images, masks, labels = make_test_set(test, ctx.cfg.seed)
+    images, masks, kinds = make_test_set(test, ctx.cfg.seed)
     with Autoencoder.load(ctx.runs["seed"], threads=ctx.threads) as ae:
-        results = {"autoencoder seed (reconstruction error z-score)": _evaluate(AutoencoderScorer(ae, normal), images, masks, labels),
-                   "OpenCV MOG2 (frozen background)": _evaluate(Mog2Scorer(normal), images, masks, labels)}
-    shown = [i for i in range(len(images)) if labels[i]][:3]
+        results = {"autoencoder seed: latent nearest neighbour": _evaluate(LatentNeighbourScorer(ae, normal), images, masks, kinds),
+                   "autoencoder seed: reconstruction error z-score": _evaluate(AutoencoderScorer(ae, normal), images, masks, kinds),
+                   "OpenCV MOG2 (frozen background)": _evaluate(Mog2Scorer(normal), images, masks, kinds)}
+    shown = [kinds.index(k) for k in DEFECTS if k in kinds]
     examples = [{"image": images[i], "mask": masks[i], **{k: r["_maps"][i] for k, r in results.items()}} for i in shown]
     for r in results.values():
         r.pop("_maps")
-    return {"test_frames": len(images), "defect_frames": int(labels.sum()), "normal_frames": len(normal),
+    return {"test_frames": len(images), "defect_frames": sum(map(bool, kinds)), "normal_frames": len(normal),
             "defects": list(DEFECTS), "scorers": results, "_examples": examples}

@@ -36,7 +36,7 @@ class Context:
         """Frames from the training period (what a camera saw before it was deployed)."""
         stop = first_unseen_frame(self.train_cfg)
         frames = list(sources.iter_video(self.cfg.footage, limit=max(stop, 8)))
-        return frames[:: max(1, len(frames) // 60)]
+        return self.pick(frames, 24 if self.cfg.quick else 150)
 
     def pick(self, frames: list[np.ndarray], n: int) -> list[np.ndarray]:
         """n frames spread evenly over `frames`."""

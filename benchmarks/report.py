@@ -129,10 +129,14 @@ def md_anomaly(anomaly: dict) -> list[str]:
     lines = ["## Anomaly detection (synthetic defects on held-out frames)", ""]
     if "skipped" in anomaly:
         return lines + [_skipped("anomaly", anomaly), ""]
-    rows = [[k, _f(r["image_auroc"], 3), _f(r["pixel_auroc"], 3), _f(r["ms_per_frame"], 1)] for k, r in anomaly["scorers"].items()]
+    rows = [[k, _f(r["image_auroc"], 3), _f(r["pixel_auroc"], 3)]
+            + [_f(r["image_auroc_per_defect"].get(d), 3) for d in anomaly["defects"]] + [_f(r["ms_per_frame"], 1)]
+            for k, r in anomaly["scorers"].items()]
     return lines + [f"{anomaly['test_frames']} test frames, {anomaly['defect_frames']} with one defect "
-                    f"({', '.join(anomaly['defects'])}); normal model from {anomaly['normal_frames']} earlier frames.", ""] + \
-        _table(["detector", "image AUROC", "pixel AUROC", "ms/frame"], rows)
+                    f"({', '.join(anomaly['defects'])}); normal model from {anomaly['normal_frames']} earlier frames. "
+                    "Image score: the smoothed map's maximum.", ""] + \
+        _table(["detector", "image AUROC", "pixel AUROC"] + [f"image AUROC, {d}" for d in anomaly["defects"]]
+               + ["ms/frame"], rows)
 
 
 def md_compression(compression: dict) -> list[str]:

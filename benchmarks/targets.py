@@ -67,12 +67,15 @@ def anomaly_target(anomaly: dict) -> dict:
     text = "anomaly: image AUROC ≥ 0.95 and pixel AUROC ≥ 0.90, above MOG2"
     if "skipped" in anomaly:
         return {"target": text, "skipped": anomaly["skipped"]}
-    (ae_name, ae), (_, mog) = list(anomaly["scorers"].items())
+    scorers = anomaly["scorers"]
+    mog = next(v for k, v in scorers.items() if "MOG2" in k)
+    name, ae = max(((k, v) for k, v in scorers.items() if k.startswith("autoencoder")),
+                   key=lambda kv: kv[1]["image_auroc"] + kv[1]["pixel_auroc"])
     met = (ae["image_auroc"] >= 0.95 and ae["pixel_auroc"] >= 0.90 and ae["image_auroc"] > mog["image_auroc"]
            and ae["pixel_auroc"] > mog["pixel_auroc"])
     return {"target": text, "met": bool(met), "value": {"image": round(ae["image_auroc"], 3),
                                                          "pixel": round(ae["pixel_auroc"], 3)},
-            "detail": f"MOG2 image {mog['image_auroc']:.3f}, pixel {mog['pixel_auroc']:.3f}"}
+            "detail": f"best autoencoder scorer: {name}; MOG2 image {mog['image_auroc']:.3f}, pixel {mog['pixel_auroc']:.3f}"}
 
 
 def compression_summary(compression: dict) -> dict:

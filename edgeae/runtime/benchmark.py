@@ -51,6 +51,7 @@ def candidate_variants(threads: int) -> list[Variant]:
     ort = {"providers": ["CPUExecutionProvider"], "threads": threads}
     return [
         Variant("onnxruntime-cpu fp32", "onnxruntime", "fp32", ("encoder.onnx", "decoder.onnx"), ort),
+        Variant("onnxruntime-cpu fp16", "onnxruntime", "fp16", ("encoder.fp16.onnx", "decoder.fp16.onnx"), ort),
         Variant("onnxruntime-cpu int8", "onnxruntime", "int8", ("encoder.int8.onnx", "decoder.int8.onnx"), ort),
         Variant("opencv-dnn fp32", "opencv-dnn", "fp32", ("encoder.onnx", "decoder.onnx"), {"threads": threads}),
         Variant("tensorrt fp32", "tensorrt", "fp32", ("encoder.fp32.engine", "decoder.fp32.engine")),

@@ -16,7 +16,9 @@ SECTIONS = ("parity", "latency", "pipeline", "denoise", "anomaly", "compression"
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory, synthetic_video):
     root = tmp_path_factory.mktemp("bench")
-    code = main(["--quick", "--footage", str(synthetic_video), "--runs", str(root / "runs"), "--out", str(root / "reports")])
+    (root / "README.md").write_text("# x\n\n<!-- bench:begin (written by make bench) -->\nold\n<!-- bench:end -->\n\n## after\n")
+    code = main(["--quick", "--footage", str(synthetic_video), "--runs", str(root / "runs"), "--out", str(root / "reports"),
+                 "--readme", str(root / "README.md")])
     assert code == 0
     return root / "reports"
 
@@ -38,6 +40,11 @@ def test_quick_run_writes_json_markdown_and_plots(quick_report):
     assert {"cpu", "torch", "onnxruntime", "opencv", "threads"} <= set(report["machine"])
     assert (quick_report / "bench.md").read_text().startswith("# edgeae benchmark")
     assert report["plots"] and all((quick_report / p).stat().st_size > 1000 for p in report["plots"])
+
+
+def test_readme_block_is_replaced_with_the_new_tables(quick_report):
+    readme = (quick_report.parent / "README.md").read_text()
+    assert "old" not in readme and "## Targets" in readme and readme.endswith("## after\n")
 
 
 def test_every_skipped_backend_or_section_says_why(quick_report):
