@@ -158,7 +158,10 @@ def markdown(report: dict) -> str:
     lines = ["# edgeae benchmark", "",
              f"{m['date']} on {m['cpu']} ({m['cores_usable']} usable cores, {m['threads']} threads), {m['os']}; "
              f"Python {m['python']}, torch {m['torch']}, onnxruntime {m['onnxruntime']}, OpenCV {m['opencv']}, "
-             f"edgeae {m['edgeae']} ({m['git_commit']}). Quick mode: {report['config']['quick']}. "
+             f"edgeae {m['edgeae']} ({m['git_commit']}). "
+             + ("**Quick mode: one tiny, barely trained model stands in for every role; the numbers check the "
+                "machinery only.** " if report['config']['quick'] else "")
+             + f"Models: {', '.join(f'{k} = {v}' for k, v in report['runs'].items())}. "
              f"Training {report['train_seconds']} s, total {report['total_seconds']} s.", ""]
     lines += md_targets(report["targets"]) + md_parity(s["parity"]) + md_latency(s["latency"]) + md_pipeline(s["pipeline"])
     lines += md_denoise(s["denoise"]) + md_anomaly(s["anomaly"]) + md_compression(s["compression"])
