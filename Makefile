@@ -5,11 +5,13 @@ TORCH_SPEC ?= torch==2.13.0
 DATA       ?= data/opencv
 RUN        ?= runs/demo
 EPOCHS     ?= 12
+TARGET     ?= cpu
+NPROC      ?= 1
 PY         := $(VENV)/bin/python
 EDGEAE     := $(PY) -m edgeae.cli
 FOOTAGE    := $(DATA)/vtest.avi
 
-.PHONY: install test data train export engines demo bench bench-gpu deploy clean help
+.PHONY: install test data train export engines demo bench bench-gpu deploy clean help calibrate anomaly bench-pipeline
 .DEFAULT_GOAL := help
 
 help:
@@ -17,7 +19,9 @@ help:
 	@echo "make test      run the test suite"
 	@echo "make data      fetch OpenCV's sample footage into $(DATA)"
 	@echo "make demo      data → train → export → parity → side-by-side reconstruction PNG"
-	@echo "make train / export / engines / bench / bench-gpu / deploy / clean"
+	@echo "make deploy    bundle $(RUN) for TARGET=jetson|gpu|cpu into dist/ (HOST=user@device installs it over ssh)"
+	@echo "make train / export / engines / bench / bench-gpu / deploy / clean   (make train NPROC=2: DDP)"
+	@echo "make calibrate / anomaly / bench-pipeline   anomaly threshold, annotated vtest run, end-to-end fps"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +41,7 @@ data: install
 # Train on the real footage when it is there, on synthetic scenes otherwise.
 train: install
 	$(EDGEAE) train --data $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --epochs $(EPOCHS) --out $(RUN) \
-	  $(if $(wildcard $(RUN)/last.pt),--resume,)
+	  --nproc $(NPROC) $(if $(wildcard $(RUN)/last.pt),--resume,)
 
 export: install
 	$(EDGEAE) export $(RUN) $(if $(wildcard $(FOOTAGE)),--real-frames $(FOOTAGE),)
@@ -60,6 +64,19 @@ ORT_GPU_DIR ?= .ortgpu
 bench-gpu:
 	PYTHONPATH=. $(GPU_PY) -m benchmarks.gpu --run runs/bench-seed --out reports --name bench-h100 \
 	  $(if $(wildcard $(ORT_GPU_DIR)),--ort-dir $(ORT_GPU_DIR),)
+
+# One tar.gz for the device: make deploy TARGET=jetson|gpu|cpu [HOST=user@device] (needs 'make export' first).
+deploy: install
+	$(EDGEAE) deploy $(RUN) --target $(TARGET) --out dist $(if $(HOST),--host $(HOST),)
+
+calibrate: install
+	$(EDGEAE) calibrate $(RUN) --data $(FOOTAGE) --frames 200
+
+anomaly: install
+	$(EDGEAE) run $(RUN) --task anomaly --source $(FOOTAGE) --out-video $(RUN)/anomaly.avi --events $(RUN)/events.jsonl --profile
+
+bench-pipeline: install
+	$(PY) benchmarks/pipeline_fps.py --run $(RUN) --source $(FOOTAGE)
 
 clean:
 	rm -rf runs demo reports/*.tmp .pytest_cache build *.egg-info

@@ -1,8 +1,9 @@
 """Anomaly detection on real frames with synthetic defects: autoencoder error map against MOG2.
 
 Defects (each with its ground-truth mask): a pasted patch of another scene, a scratch (a thin
-line), a colour blob. Half the test frames get one, the other half stay clean. Both detectors
-go through the same post-processing (Gaussian smoothing; image score = the map's maximum).
+line), a colour blob. Half the test frames get one, the other half stay clean. The detectors of
+this module share one post-processing (Gaussian smoothing; image score = the map's maximum); edgeae's
+own anomaly task keeps its own (reduced map, top-k mean), as deployed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from benchmarks.context import Context
 from benchmarks.metrics import auroc
 from edgeae.runtime import Autoencoder
+from edgeae.runtime.preprocess import frames_to_batch
 from edgeae.training.data import synthetic_images
 
 DEFECTS = ("patch", "scratch", "blob")
@@ -99,6 +101,34 @@ class LatentNeighbourScorer:
         return smooth(full[:h, :w])
 
 
+class TaskScorer:
+    """edgeae's own anomaly task (runtime/tasks/anomaly.py): squared error, 1/4-size box-blurred map minus
+    the mean map of normal frames; image score = mean of its top-k cells, as `edgeae run` computes it."""
+
+    def __init__(self, ae: Autoencoder, normal_frames: list[np.ndarray]):
+        from edgeae.runtime.tasks.anomaly import AnomalyConfig, AnomalyTask
+
+        self.ae, self.cfg = ae, AnomalyConfig()
+        plain = AnomalyTask(self.cfg)
+        reference = np.mean([plain.reduced_map(self._error(plain, f)) for f in normal_frames], axis=0)
+        self.task = AnomalyTask(self.cfg, reference=reference)
+
+    def _error(self, task, frame: np.ndarray) -> np.ndarray:
+        batch, _ = frames_to_batch([frame], self.ae.info.downsample)
+        h, w = frame.shape[:2]
+        return task.errors(batch, self.ae.decode_batch(self.ae.encode_batch(batch)))[0][:h, :w]
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        small = self.task.reduced_map(self._error(self.task, frame))
+        h, w = frame.shape[:2]
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def image_score(self, score_map: np.ndarray) -> float:
+        from edgeae.runtime.tasks.anomaly import frame_score
+
+        return frame_score(score_map, self.cfg.top_k * self.cfg.scale ** 2)  # top-k cells of the 1/scale map
+
+
 class Mog2Scorer:
     """OpenCV's MOG2 background model learned on normal frames, frozen (learning rate 0) for testing."""
 
@@ -120,7 +150,8 @@ def _evaluate(scorer, images: list[np.ndarray], masks: list[np.ndarray], kinds: 
     s = PIXEL_STRIDE
     pixel_scores = np.concatenate([m[::s, ::s].ravel() for m in maps])
     pixel_labels = np.concatenate([m[::s, ::s].ravel() for m in masks])
-    image_scores, kinds = np.array([m.max() for m in maps]), np.array(kinds)
+    image_score = getattr(scorer, "image_score", np.max)
+    image_scores, kinds = np.array([image_score(m) for m in maps]), np.array(kinds)
     per_defect = {k: auroc(image_scores[(kinds == k) | (kinds == "")], kinds[(kinds == k) | (kinds == "")] == k)
                   for k in DEFECTS if (kinds == k).any()}
     return {"image_auroc": auroc(image_scores, kinds != ""), "pixel_auroc": auroc(pixel_scores, pixel_labels),
@@ -132,7 +163,8 @@ def anomaly(ctx: Context) -> dict:
     test = ctx.pick(ctx.heldout_frames, 8 if ctx.cfg.quick else 60)
     images, masks, kinds = make_test_set(test, ctx.cfg.seed)
     with Autoencoder.load(ctx.runs["seed"], threads=ctx.threads) as ae:
-        results = {"autoencoder seed: latent nearest neighbour": _evaluate(LatentNeighbourScorer(ae, normal), images, masks, kinds),
+        results = {"autoencoder seed: edgeae anomaly task (reference map, top-k)": _evaluate(TaskScorer(ae, normal), images, masks, kinds),
+                   "autoencoder seed: latent nearest neighbour": _evaluate(LatentNeighbourScorer(ae, normal), images, masks, kinds),
                    "autoencoder seed: reconstruction error z-score": _evaluate(AutoencoderScorer(ae, normal), images, masks, kinds),
                    "OpenCV MOG2 (frozen background)": _evaluate(Mog2Scorer(normal), images, masks, kinds)}
     shown = [kinds.index(k) for k in DEFECTS if k in kinds]

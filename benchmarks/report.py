@@ -134,7 +134,7 @@ def md_anomaly(anomaly: dict) -> list[str]:
             for k, r in anomaly["scorers"].items()]
     return lines + [f"{anomaly['test_frames']} test frames, {anomaly['defect_frames']} with one defect "
                     f"({', '.join(anomaly['defects'])}); normal model from {anomaly['normal_frames']} earlier frames. "
-                    "Image score: the smoothed map's maximum.", ""] + \
+                    "Image score: the smoothed map's maximum (edgeae's task: its own top-k mean).", ""] + \
         _table(["detector", "image AUROC", "pixel AUROC"] + [f"image AUROC, {d}" for d in anomaly["defects"]]
                + ["ms/frame"], rows)
 

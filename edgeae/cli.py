@@ -14,9 +14,13 @@ from edgeae.errors import EdgeAEError
 
 EXAMPLES = """examples:
   edgeae train --data data/opencv/vtest.avi --epochs 10 --out runs/demo
+  edgeae train --data data/opencv/vtest.avi --epochs 10 --out runs/ddp --nproc 2
   edgeae export runs/demo --real-frames data/opencv/vtest.avi
   edgeae reconstruct runs/demo data/opencv/vtest.avi --out demo/side_by_side.png
   edgeae bench runs/demo
+  edgeae deploy runs/demo --target jetson --out dist/ [--host user@device]
+  edgeae calibrate runs/demo --data data/opencv/vtest.avi --frames 200
+  edgeae run runs/demo --task anomaly --source data/opencv/vtest.avi --out-video demo/anomaly.avi --events demo/events.jsonl
   edgeae doctor
 """
 
@@ -29,8 +33,23 @@ def cmd_train(args: argparse.Namespace) -> int:
                       model=ModelConfig.named(args.arch), epochs=args.epochs, batch_size=args.batch_size,
                       samples_per_epoch=args.samples_per_epoch, max_images=args.max_images, lr=args.lr,
                       seed=args.seed, device=args.device)
+    if args.nproc * args.nnodes > 1:
+        return _train_distributed(cfg, args)
     result = train(cfg, args.out, resume=args.resume)
     print(f"trained {args.out}: best validation MSE {result['best_val_loss']:.5f}")
+    return 0
+
+
+def _train_distributed(cfg, args: argparse.Namespace) -> int:
+    import json
+
+    from edgeae.training.distributed import LaunchConfig, launch
+
+    launch(cfg, args.out, LaunchConfig(nproc=args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
+                                       master_addr=args.master_addr, master_port=args.master_port), resume=args.resume)
+    if args.node_rank == 0:
+        best = json.loads((Path(args.out) / "metrics.json").read_text())["best_val_loss"]
+        print(f"trained {args.out} on {args.nproc * args.nnodes} processes: best validation MSE {best:.5f}")
     return 0
 
 
@@ -76,6 +95,48 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from edgeae.export.bundle import DeployConfig, deploy, install_over_ssh
+
+    cfg = DeployConfig(target=args.target, name=args.name or "", source=args.source, wheels=args.wheels or "")
+    archive = deploy(args.run, cfg, args.out)
+    print(f"wrote {archive} (+ .sha256); on the device: tar xzf {archive.name} && ./{archive.name[:-7]}/install.sh")
+    if args.host:
+        install_over_ssh(archive, args.host)
+        print(f"installed on {args.host}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from edgeae.runtime.tasks.anomaly import AnomalyConfig, calibrate_run
+
+    cfg = AnomalyConfig(quantile=args.quantile, margin=args.margin, scale=args.scale, smoothing=args.smoothing,
+                        top_k=args.top_k, consecutive=args.consecutive,
+                        reference="" if args.no_reference else AnomalyConfig.reference)
+    options = {"threads": args.threads} if args.threads else {}
+    result = calibrate_run(args.run, args.data, cfg, limit=args.frames, backend=args.backend, **options)
+    print(f"wrote {args.run}/anomaly.json: threshold {result.threshold:.6g} from {result.frames} frames "
+          f"(scores mean {result.score_mean:.6g}, max {result.score_max:.6g})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import json
+    import logging
+
+    from edgeae.runtime.pipeline import RunConfig, format_profile, run
+
+    logging.basicConfig(level=logging.INFO, format="edgeae run: %(message)s")
+    cfg = RunConfig(run=args.run, task=args.task, sources=tuple(args.source or ()), backend=args.backend,
+                    precision=args.precision, threads=args.threads, out_video=args.out_video or "",
+                    out_frames=args.out_frames or "", events=args.events or "", show=args.show,
+                    side_by_side=args.side_by_side, max_frames=args.max_frames)
+    summary = run(cfg)
+    print(format_profile(summary) if args.profile else
+          f"{summary['frames']} frames at {summary['fps']:.1f} frames/s; events: {json.dumps(summary['events'])}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edgeae.doctor import report
 
@@ -103,6 +164,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    p.add_argument("--nproc", type=int, default=1, help="processes per machine (DDP through torchrun; GPUs per machine on CUDA)")
+    p.add_argument("--nnodes", type=int, default=1, help="machines taking part; run the same command on each with its --node-rank")
+    p.add_argument("--node-rank", type=int, default=0)
+    p.add_argument("--master-addr", default="127.0.0.1", help="address of the --node-rank 0 machine (with --nnodes > 1)")
+    p.add_argument("--master-port", type=int, default=29500)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="export encoder.onnx and decoder.onnx, check parity with PyTorch")
@@ -125,6 +191,48 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="threads for every backend (default: this process's cores)")
     p.add_argument("--json", help="also write the numbers to this JSON file")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("deploy", help="one tar.gz with models, runtime wheel, install.sh and systemd unit")
+    p.add_argument("run", help="run folder after 'edgeae export' (and 'edgeae build', 'edgeae calibrate')")
+    p.add_argument("--target", default="cpu", choices=["jetson", "gpu", "cpu"])
+    p.add_argument("--out", default="dist", help="folder for NAME.tar.gz and NAME.tar.gz.sha256")
+    p.add_argument("--name", help="bundle name (default edgeae-<run>-<target>)")
+    p.add_argument("--source", default="0", help="what the service reads: camera index, video, URL or GStreamer pipeline")
+    p.add_argument("--wheels", help="folder of extra wheels to ship, for devices without internet")
+    p.add_argument("--host", help="user@device: copy the bundle there over ssh and run install.sh")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("calibrate", help="set the anomaly threshold from normal footage (writes RUN/anomaly.json)")
+    p.add_argument("run", help="run folder with encoder.onnx and decoder.onnx")
+    p.add_argument("--data", required=True, help="normal footage: video, image folder or camera index")
+    p.add_argument("--frames", type=int, default=200, help="first N frames are used (default 200)")
+    p.add_argument("--quantile", type=float, default=0.995, help="threshold = this quantile of the scores × margin")
+    p.add_argument("--margin", type=float, default=1.25)
+    p.add_argument("--scale", type=int, default=4, help="error map is averaged to 1/scale of each side")
+    p.add_argument("--smoothing", type=int, default=5, help="box blur side on the reduced map")
+    p.add_argument("--top-k", type=int, default=64, help="frame score = mean of the top-k reduced-map pixels")
+    p.add_argument("--consecutive", type=int, default=3, help="anomalous frames in a row before an alarm")
+    p.add_argument("--no-reference", action="store_true", help="no per-location reference map (moving cameras)")
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its default)")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("run", help="run a task on cameras, streams, videos or image folders")
+    p.add_argument("run", help="run folder with encoder.onnx and decoder.onnx")
+    p.add_argument("--task", default="anomaly", choices=["anomaly", "denoise", "reconstruct"])
+    p.add_argument("--source", action="append", metavar="SRC",
+                   help="camera index, video, image folder, rtsp:// or http:// URL, GStreamer pipeline; repeatable")
+    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), tensorrt, auto")
+    p.add_argument("--precision", default="fp32", help="fp32 (default), fp16, int8 where the backend has them")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its default)")
+    p.add_argument("--out-video", help="annotated Motion-JPEG .avi (one per source: NAME_i.avi)")
+    p.add_argument("--out-frames", help="folder for one JPEG per frame")
+    p.add_argument("--events", help="JSON-lines file of per-frame scores, alarms, gaps")
+    p.add_argument("--show", action="store_true", help="show a window per source ('q' stops)")
+    p.add_argument("--side-by-side", action="store_true", help="denoise/reconstruct: write input | output")
+    p.add_argument("--max-frames", type=int, default=0, help="stop each source after N frames (0: run to its end)")
+    p.add_argument("--profile", action="store_true", help="print mean ms per stage")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("doctor", help="what this machine has: torch, ONNX Runtime providers, TensorRT, GPU, cameras")
     p.add_argument("--no-cameras", action="store_true", help="do not try to open cameras")

@@ -50,3 +50,27 @@ def trained_run(tmp_path_factory) -> Path:
     train(cfg, run, progress=False)
     export_onnx(run, ExportConfig(parity_shapes=((1, 32, 32), (2, 48, 80))), progress=False)
     return run
+
+
+@pytest.fixture(scope="session")
+def vtest_run(footage, tmp_path_factory) -> Path:
+    """A seed model trained for ~15 s on vtest.avi crops, exported (camera-runtime tests use it).
+
+    One torch thread: on a 2-core CPU shared with other work, two threads ran 20× slower.
+    """
+    import torch
+
+    from edgeae.export.onnx_export import ExportConfig, export_onnx
+    from edgeae.training.train import TrainConfig, train
+
+    run = tmp_path_factory.mktemp("runs") / "vtest"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = TrainConfig(data=str(footage / "vtest.avi"), epochs=6, samples_per_epoch=2048, val_samples=256,
+                          max_images=24, batch_size=32, lr=3e-3)
+        train(cfg, run, progress=False)
+        export_onnx(run, ExportConfig(parity_shapes=((1, 32, 32),)), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return run

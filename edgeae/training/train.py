@@ -15,6 +15,7 @@ import io
 import math
 import os
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,9 @@ from edgeae.errors import EdgeAEError
 from edgeae.training import data as data_layer
 from edgeae.training.model import Autoencoder, ModelConfig, load_state
 from edgeae.training.noise import NOISE_KINDS, add_noise
+
+if typing.TYPE_CHECKING:
+    from edgeae.training.distributed import DistContext
 
 
 @dataclass(frozen=True)
@@ -133,21 +137,34 @@ def plot_losses(metrics: list[dict], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
-    """Train (or resume) into `run_dir`; returns the final metrics dict. Ctrl-C keeps last.pt."""
+def check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
+    """Refuse to overwrite a run, and to resume one with another config (only --epochs may change)."""
     cfg.validate()
-    run_dir = Path(run_dir)
     if resume:
         saved = load_config(TrainConfig, run_dir / "config.json")
         if dataclasses.replace(saved, epochs=cfg.epochs) != cfg:
             raise EdgeAEError(f"--resume with a different config than {run_dir}/config.json; only --epochs may change")
     elif (run_dir / "last.pt").exists():
         raise EdgeAEError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.json")
+
+
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
+          dist: "DistContext | None" = None) -> dict:
+    """Train (or resume) into `run_dir`; returns the final metrics dict. Ctrl-C keeps last.pt.
+
+    dist: set inside a torchrun worker (see edgeae.training.distributed): each rank trains on its shard
+    of every global batch; only rank 0 touches the run folder.
+    """
+    run_dir = Path(run_dir)
+    main_rank = dist is None or dist.is_main
+    progress = progress and main_rank
+    if main_rank:
+        check_run_dir(cfg, run_dir, resume)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.json")
 
     torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
+    device = dist.device if dist else pick_device(cfg.device)
     images = data_layer.load_images(cfg.data, max_images=cfg.max_images, seed=cfg.seed)
     train_images, val_images = data_layer.split_train_val(images, cfg.val_fraction)
     val_crops = data_layer.random_crops(val_images, cfg.val_samples, cfg.crop_size, np.random.default_rng(cfg.seed + 2))
@@ -157,28 +174,36 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, pr
     metrics: list[dict] = []
     start_epoch, best_val = 1, math.inf
     if resume:
-        ckpt = load_checkpoint(run_dir / "last.pt")
+        ckpt = dist.from_rank0(load_checkpoint, run_dir / "last.pt") if dist else load_checkpoint(run_dir / "last.pt")
         load_state(model, ckpt["model"], str(run_dir / "last.pt"))
         optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch, best_val, metrics = ckpt["epoch"] + 1, ckpt["best_val"], list(ckpt["metrics"])
+    net = dist.wrap(model) if dist else model
 
     try:
         for epoch in range(start_epoch, cfg.epochs + 1):
             # Per-epoch RNG: a resumed run sees exactly the crops and noise of an uninterrupted one.
             rng = np.random.default_rng([cfg.seed, epoch])
             crops = data_layer.random_crops(train_images, cfg.samples_per_epoch, cfg.crop_size, rng)
-            model.train()
+            batch_cfg = cfg
+            if dist:
+                crops, batch_cfg, rng = dist.shard(crops, cfg, epoch)
+            net.train()
             t0, total, seen = time.perf_counter(), 0.0, 0
-            bar = tqdm(_batches(crops, cfg, rng, device), total=math.ceil(len(crops) / cfg.batch_size),
+            bar = tqdm(_batches(crops, batch_cfg, rng, device), total=math.ceil(len(crops) / batch_cfg.batch_size),
                        desc=f"epoch {epoch}/{cfg.epochs}", disable=None if progress else True, leave=False)
             for x, y in bar:
-                loss = nn.functional.mse_loss(model(x), y)
+                loss = nn.functional.mse_loss(net(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 total += loss.item() * len(x)
                 seen += len(x)
                 bar.set_postfix(loss=f"{total / seen:.5f}")
+            if dist:
+                total, seen = dist.sum(total, seen)
+            if not main_rank:
+                continue
             val_loss = _evaluate(model, val_crops, cfg, device)
             row = {"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss,
                    "val_psnr_db": 10 * math.log10(1.0 / max(val_loss, 1e-12)), "seconds": time.perf_counter() - t0}
@@ -197,6 +222,6 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, pr
         done = metrics[-1]["epoch"] if metrics else 0
         raise EdgeAEError(f"interrupted; {run_dir}/last.pt holds epoch {done}: continue with --resume") from None
     finally:
-        if metrics:
+        if metrics and main_rank:
             plot_losses(metrics, run_dir / "loss.png")
     return {"epochs": metrics, "best_val_loss": best_val}

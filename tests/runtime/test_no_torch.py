@@ -22,6 +22,8 @@ def test_runtime_imports_where_torch_raises():
     result = run_without_torch("""
         import edgeae.runtime, edgeae.runtime.autoencoder, edgeae.runtime.sources, edgeae.cli
         import edgeae.runtime.benchmark, edgeae.runtime.backends.opencv_dnn
+        import edgeae.runtime.sinks, edgeae.runtime.pipeline
+        import edgeae.runtime.tasks.anomaly, edgeae.runtime.tasks.denoise
         assert "torch" not in sys.modules
     """)
     assert result.returncode == 0, result.stderr
@@ -46,3 +48,10 @@ def test_device_bench_runs_without_torch(trained_run):
     """)
     assert result.returncode == 0, result.stderr
     assert "opencv-dnn fp32" in result.stdout and "tensorrt fp16" in result.stdout
+def test_device_side_tools_import_where_torch_raises():
+    result = run_without_torch("""
+        import edgeae.doctor, edgeae.export.bundle, edgeae.export.bundle_verify
+        edgeae.doctor.report(probe_cameras=False)
+        assert "torch" not in sys.modules
+    """)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,1 @@
+"""Runtime tasks on frames: anomaly detection, denoising, compression, augmentation."""

@@ -1,0 +1,217 @@
+"""`edgeae deploy`: the bundle's contents, its manifest, safe extraction, and a real install without torch."""
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from edgeae.errors import EdgeAEError
+from edgeae.export import bundle, bundle_verify
+from edgeae.export.bundle import DeployConfig, deploy, ssh_commands
+
+
+def run_from_bundle(edgeae: Path, model: Path, video: Path, events: Path) -> list[str]:
+    """The task the installed bundle runs on footage: anomaly detection, events to a JSON-lines file."""
+    return [str(edgeae), "run", str(model), "--task", "anomaly", "--source", str(video), "--max-frames", "30",
+            "--events", str(events)]
+
+
+@pytest.fixture(scope="module")
+def archive(trained_run, tmp_path_factory) -> Path:
+    """A calibrated tiny model (calibrated on synthetic frames, so it runs without the footage too)."""
+    import shutil
+
+    import cv2
+
+    from edgeae.runtime.tasks.anomaly import AnomalyConfig, calibrate_run
+    from edgeae.training.data import synthetic_images
+
+    run = tmp_path_factory.mktemp("calibrated") / "run"
+    shutil.copytree(trained_run, run)
+    frames = run.parent / "normal"
+    frames.mkdir()
+    for i, image in enumerate(synthetic_images(8, size=(64, 96), seed=3)):
+        cv2.imwrite(str(frames / f"{i}.png"), image)
+    calibrate_run(run, str(frames), AnomalyConfig(), progress=False)
+    return deploy(run, DeployConfig(target="cpu", name="tiny-cpu"), tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture
+def unpacked(archive, tmp_path) -> Path:
+    return bundle_verify.extract(archive, tmp_path)
+
+
+def test_bundle_holds_models_wheel_installer_unit_and_manifest(archive):
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert {"tiny-cpu/install.sh", "tiny-cpu/verify.py", "tiny-cpu/edgeae.service.in", "tiny-cpu/MANIFEST.json",
+            "tiny-cpu/model/encoder.onnx", "tiny-cpu/model/decoder.onnx", "tiny-cpu/model/model.json",
+            "tiny-cpu/model/config.json", "tiny-cpu/model/export_report.json"} <= names
+    assert any(n.startswith("tiny-cpu/wheels/edgeae-") and n.endswith(".whl") for n in names)
+    digest = Path(f"{archive}.sha256").read_text().split()[0]
+    assert digest == bundle_verify.sha256_file(archive)
+
+
+def test_manifest_lists_the_sha256_of_every_file(unpacked):
+    manifest = json.loads((unpacked / "MANIFEST.json").read_text())
+    assert set(manifest["files"]) == set(bundle_verify.list_files(unpacked))
+    assert manifest["files"]["model/encoder.onnx"]["sha256"] == bundle_verify.sha256_file(unpacked / "model/encoder.onnx")
+
+
+def test_model_json_carries_normalisation_and_precisions(unpacked):
+    description = json.loads((unpacked / "model" / "model.json").read_text())
+    assert "uint8/255" in description["normalisation"]
+    assert list(description["precisions"]) == ["fp32"] and description["anomaly"]["threshold"] > 0
+    assert (unpacked / "model" / "anomaly_reference.npy").is_file()
+
+
+def test_wheel_does_not_require_torch(unpacked):
+    wheel = next((unpacked / "wheels").glob("edgeae-*.whl"))
+    requirements = bundle.wheel_requirements(wheel)
+    assert requirements and not any(r.lower().startswith("torch") for r in requirements)
+    with zipfile.ZipFile(wheel) as z:
+        assert "edgeae/runtime/autoencoder.py" in z.namelist()
+
+
+def test_fp16_int8_models_and_threshold_are_bundled_when_present(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    for precision in ("fp16", "int8"):  # stand-ins with the same checkpoint metadata as the fp32 export
+        for role in ("encoder", "decoder"):
+            shutil.copy(run / f"{role}.onnx", run / f"{role}.{precision}.onnx")
+    (run / "anomaly.json").write_text(json.dumps({"threshold": 0.0123}))
+    (run / "encoder.fp16.engine").write_bytes(b"device-specific")
+    out = deploy(run, DeployConfig(target="jetson"), tmp_path / "dist")
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        description = json.load(tar.extractfile(f"{out.name[:-7]}/model/model.json"))
+    assert {f"edgeae-run-jetson/model/{n}" for n in ("encoder.int8.onnx", "decoder.fp16.onnx", "anomaly.json")} <= names
+    assert not any(n.endswith(".engine") for n in names)  # engines are built on the device
+    assert list(description["precisions"]) == ["fp32", "fp16", "int8"]
+    assert description["anomaly"] == {"threshold": 0.0123}
+
+
+def test_run_without_onnx_models_is_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(EdgeAEError, match="edgeae export"):
+        deploy(tmp_path / "run", DeployConfig(), tmp_path / "dist")
+
+
+def test_one_changed_byte_is_refused(unpacked):
+    path = unpacked / "model" / "decoder.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(bundle_verify.BundleError, match="model/decoder.onnx does not match its sha256"):
+        bundle_verify.verify(unpacked)
+
+
+def test_an_unlisted_file_is_refused(unpacked):
+    (unpacked / "model" / "extra.onnx").write_bytes(b"planted")
+    with pytest.raises(bundle_verify.BundleError, match="model/extra.onnx is not in the manifest"):
+        bundle_verify.verify(unpacked)
+
+
+def tar_with(tmp_path, name: str, kind=tarfile.REGTYPE) -> Path:
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        if kind == tarfile.SYMTYPE:
+            info.linkname = "/etc/passwd"
+        data = b"x" if kind == tarfile.REGTYPE else b""
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("name, kind, why", [
+    ("/etc/cron.d/evil", tarfile.REGTYPE, "absolute"),
+    ("bundle/../../evil", tarfile.REGTYPE, r"'\.\.'"),
+    ("bundle/link", tarfile.SYMTYPE, "links"),
+])
+def test_extraction_refuses_paths_outside_the_folder(tmp_path, name, kind, why):
+    with pytest.raises(bundle_verify.BundleError, match=why):
+        bundle_verify.extract(tar_with(tmp_path, name, kind), tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_install_script_refuses_a_changed_bundle_before_installing(unpacked, tmp_path):
+    path = unpacked / "model" / "encoder.onnx"
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    prefix = tmp_path / "prefix"
+    result = subprocess.run([str(unpacked / "install.sh"), "--prefix", str(prefix), "--python", sys.executable],
+                            capture_output=True, text=True)
+    assert result.returncode == 3
+    assert "model/encoder.onnx does not match" in result.stderr and "refusing" in result.stderr
+    assert not prefix.exists()
+
+
+def test_host_install_checks_the_archive_then_unpacks_with_the_verifier(archive):
+    steps = ssh_commands(archive, "pi@jetson.local", install_args=("--source", "nvarguscamerasrc ! appsink"))
+    (mkdir, _), (scp, _), (install, stdin) = steps
+    assert mkdir[:2] == ["ssh", "pi@jetson.local"]
+    assert scp[0] == "scp" and scp[-1] == "pi@jetson.local:edgeae-bundles/"
+    assert str(archive) in scp and f"{archive}.sha256" in scp
+    script = install[2]
+    assert script.index("sha256sum -c") < script.index("python3 - extract") < script.index("install.sh")
+    assert "'nvarguscamerasrc ! appsink'" in script
+    assert stdin == Path(bundle_verify.__file__).read_bytes()
+
+
+def test_host_must_look_like_user_at_device(archive):
+    with pytest.raises(EdgeAEError, match="user@device"):
+        ssh_commands(archive, "-oProxyCommand=evil")
+
+
+def test_prepare_without_tensorrt_leaves_onnxruntime(unpacked, monkeypatch):
+    monkeypatch.setattr("edgeae.doctor.tensorrt_flavours", lambda: {})
+    assert "ONNX Runtime will run" in bundle.prepare_model(unpacked / "model")
+
+
+def test_prepare_builds_an_engine_per_bundled_precision_where_tensorrt_is(unpacked, monkeypatch):
+    calls = []
+    monkeypatch.setattr("edgeae.doctor.tensorrt_flavours", lambda: {"tensorrt": "10.3"})
+    monkeypatch.setattr(bundle, "cli_verbs", lambda: {"build", "run"})
+    monkeypatch.setattr("edgeae.cli.main", lambda argv: calls.append(argv) or 0)
+    assert "built fp32" in bundle.prepare_model(unpacked / "model")
+    assert calls == [["build", str(unpacked / "model"), "--precision", "fp32"]]
+
+
+def test_installed_bundle_runs_on_footage_without_torch(archive, footage, tmp_path):
+    """CI's deployment check: fresh venv from the bundle alone (plus PyPI), no torch, a real frame through it."""
+    root = bundle_verify.extract(archive, tmp_path / "device")
+    prefix = tmp_path / "opt"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    install = subprocess.run([str(root / "install.sh"), "--prefix", str(prefix), "--python", sys.executable],
+                             capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert install.returncode == 0, install.stdout + install.stderr
+    python = prefix / "venv" / "bin" / "python"
+    no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True, env=env)
+    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
+    events = tmp_path / "events.jsonl"
+    result = subprocess.run(run_from_bundle(prefix / "venv" / "bin" / "edgeae", prefix / "model",
+                                            footage / "vtest.avi", events), capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    scored = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "frame"]
+    assert len(scored) == 30 and all(e["frame"] >= 0 for e in scored)
+    assert (prefix / "tiny-cpu.service").is_file() and "Restart=on-failure" in (prefix / "tiny-cpu.service").read_text()
+
+
+def test_a_failing_engine_build_leaves_onnxruntime_running(unpacked, monkeypatch):
+    def build_crashes(argv):
+        raise RuntimeError("TensorRT could not parse the network")
+
+    monkeypatch.setattr("edgeae.doctor.tensorrt_flavours", lambda: {"tensorrt": "10.3"})
+    monkeypatch.setattr(bundle, "cli_verbs", lambda: {"build"})
+    monkeypatch.setattr("edgeae.cli.main", build_crashes)
+    assert "failed fp32 (ONNX Runtime covers them)" in bundle.prepare_model(unpacked / "model")

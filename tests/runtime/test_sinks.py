@@ -1,0 +1,73 @@
+"""Sinks leave usable files, even when the run is killed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeae.errors import EdgeAEError
+from edgeae.runtime.sinks import EventSink, VideoSink, check_display
+
+
+def frame_count(path) -> int:
+    cap, n = cv2.VideoCapture(str(path)), 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+def test_video_sink_writes_playable_mjpeg_and_resizes_odd_frames(tmp_path):
+    sink = VideoSink(tmp_path / "out.avi", fps=10)
+    for size in [(48, 64)] * 4 + [(60, 80)]:
+        sink.write(np.full((*size, 3), 100, np.uint8))
+    sink.close()
+    cap = cv2.VideoCapture(str(tmp_path / "out.avi"))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (64, 48)
+    assert frame_count(tmp_path / "out.avi") == 5
+
+
+def test_video_sink_refuses_containers_that_break_on_interrupt(tmp_path):
+    with pytest.raises(EdgeAEError, match=r"\.avi"):
+        VideoSink(tmp_path / "out.mp4")
+
+
+def test_events_are_readable_while_the_file_is_still_open(tmp_path):
+    sink = EventSink(tmp_path / "e.jsonl")
+    sink.write({"event": "frame", "frame": 0})
+    assert json.loads((tmp_path / "e.jsonl").read_text()) == {"event": "frame", "frame": 0}
+    sink.close()
+
+
+@pytest.mark.skipif(bool(os.environ.get("DISPLAY")), reason="a display is present: the headless error path does not apply")
+def test_show_without_display_is_a_clear_error():
+    with pytest.raises(EdgeAEError, match="--show needs"):
+        check_display()
+
+
+KILLED_WRITER = """
+import os, signal, sys
+import numpy as np
+from edgeae.runtime.sinks import EventSink, VideoSink
+video, events = VideoSink(sys.argv[1], fps=10), EventSink(sys.argv[2])
+rng = np.random.default_rng(0)
+for i in range(40):  # noisy frames: large JPEGs, so the writer's buffer reaches the disk
+    video.write(rng.integers(0, 256, (240, 320, 3), np.uint8))
+    events.write({"event": "frame", "frame": i})
+while not video._queue.empty():  # let the encoder thread take the frames, then die without closing
+    pass
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_killed_run_leaves_playable_video_and_parsable_events(tmp_path):
+    video, events = tmp_path / "out.avi", tmp_path / "events.jsonl"
+    result = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(video), str(events)], capture_output=True)
+    assert result.returncode == -signal.SIGKILL
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["frame"] for e in lines] == list(range(40))
+    assert frame_count(video) > 0
