@@ -11,7 +11,7 @@ PY         := $(VENV)/bin/python
 EDGEAE     := $(PY) -m edgeae.cli
 FOOTAGE    := $(DATA)/vtest.avi
 
-.PHONY: install test data train export engines demo bench bench-gpu deploy clean help calibrate anomaly bench-pipeline
+.PHONY: install test data train export engines demo bench bench-gpu deploy clean help calibrate anomaly bench-pipeline compress augment
 .DEFAULT_GOAL := help
 
 help:
@@ -22,6 +22,8 @@ help:
 	@echo "make deploy    bundle $(RUN) for TARGET=jetson|gpu|cpu into dist/ (HOST=user@device installs it over ssh)"
 	@echo "make train / export / engines / bench / bench-gpu / deploy / clean   (make train NPROC=2: DDP)"
 	@echo "make calibrate / anomaly / bench-pipeline   anomaly threshold, annotated vtest run, end-to-end fps"
+	@echo "make compress  vtest.avi → $(RUN)/vtest.eae (prints bpp, PSNR, SSIM) → $(RUN)/vtest_decoded.avi"
+	@echo "make augment   $(RUN)/augment/: new images from perturbed/interpolated latents + contact_sheet.png"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +79,15 @@ anomaly: install
 
 bench-pipeline: install
 	$(PY) benchmarks/pipeline_fps.py --run $(RUN) --source $(FOOTAGE)
+
+BITS   ?= 8
+FRAMES ?= 100
+compress: install
+	$(EDGEAE) compress $(FOOTAGE) $(RUN)/vtest.eae --model $(RUN) --bits $(BITS) --limit $(FRAMES)
+	$(EDGEAE) decompress $(RUN)/vtest.eae $(RUN)/vtest_decoded.avi --model $(RUN)
+
+augment: install
+	$(EDGEAE) augment $(RUN) --data $(FOOTAGE) --n 16 --out $(RUN)/augment
 
 clean:
 	rm -rf runs demo reports/*.tmp .pytest_cache build *.egg-info

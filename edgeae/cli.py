@@ -21,6 +21,9 @@ EXAMPLES = """examples:
   edgeae deploy runs/demo --target jetson --out dist/ [--host user@device]
   edgeae calibrate runs/demo --data data/opencv/vtest.avi --frames 200
   edgeae run runs/demo --task anomaly --source data/opencv/vtest.avi --out-video demo/anomaly.avi --events demo/events.jsonl
+  edgeae compress data/opencv/vtest.avi demo/vtest.eae --model runs/demo --bits 8
+  edgeae decompress demo/vtest.eae demo/vtest_decoded.avi --model runs/demo
+  edgeae augment runs/demo --data data/opencv/vtest.avi --n 16 --out demo/augment
   edgeae doctor
 """
 
@@ -137,6 +140,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from edgeae.runtime.tasks.compress import CompressConfig, compress
+
+    cfg = CompressConfig(source=args.source, out=args.out, model=args.model, bits=args.bits, backend=args.backend,
+                         precision=args.precision or "", batch_size=args.batch_size, limit=args.limit or 0,
+                         measure=not args.no_quality)
+    s = compress(cfg)
+    quality = f"PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.4f}" if s["psnr"] is not None else "quality not measured"
+    skipped = f", skipped {s['skipped']} frame(s) of another size" if s["skipped"] else ""
+    print(f"wrote {args.out}: {s['frames']} frames, {s['bytes']} bytes, {s['bpp']:.4f} bits per pixel, {quality}{skipped}")
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from edgeae.runtime.tasks.compress import DecompressConfig, decompress
+
+    cfg = DecompressConfig(source=args.source, out=args.out, model=args.model, backend=args.backend,
+                           precision=args.precision or "", batch_size=args.batch_size)
+    result = decompress(cfg)
+    for line in result["problems"]:
+        print(f"edgeae decompress: warning: {line}", file=sys.stderr)
+    print(f"wrote {args.out}: {result['frames']} frames" + ("" if result["complete"] else " (incomplete: see warnings)"))
+    return 0 if result["complete"] else 1
+
+
+def cmd_augment(args: argparse.Namespace) -> int:
+    from edgeae.runtime.tasks.augment import AugmentConfig, augment
+
+    cfg = AugmentConfig(run=args.run, data=args.data, out=args.out, n=args.n, samples=args.samples,
+                        noise=args.noise, mode=args.mode, seed=args.seed, backend=args.backend,
+                        precision=args.precision or "")
+    result = augment(cfg)
+    print(f"wrote {result['images']} images and {result['contact_sheet']} to {args.out}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edgeae.doctor import report
 
@@ -233,6 +272,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=0, help="stop each source after N frames (0: run to its end)")
     p.add_argument("--profile", action="store_true", help="print mean ms per stage")
     p.set_defaults(func=cmd_run)
+
+
+    p = sub.add_parser("compress", help="compress an image or video into an .eae bitstream; prints bpp, PSNR, SSIM")
+    p.add_argument("source", help="image, image folder, video file or camera index")
+    p.add_argument("out", help="bitstream to write (.eae); OUT.json gets the config and stats")
+    p.add_argument("--model", required=True, help="run folder with encoder.onnx and decoder.onnx")
+    p.add_argument("--bits", type=int, default=8, help="bits per latent symbol, 1-16 (default 8)")
+    p.add_argument("--limit", type=int, help="compress at most this many frames")
+    p.add_argument("--no-quality", action="store_true", help="skip decoding for PSNR/SSIM: runs the encoder only")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--precision", help="passed to the backend (e.g. fp16); default: the backend's own")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help="decode an .eae bitstream to an image, image folder or video")
+    p.add_argument("source", help=".eae file written by 'edgeae compress'")
+    p.add_argument("out", help=".png/.jpg for one frame, .avi/.mp4 for a video, otherwise a folder of PNGs")
+    p.add_argument("--model", required=True, help="the run folder that compressed it (checked by sha256)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--precision", help="passed to the backend (e.g. fp16); default: the backend's own")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("augment", help="new images from perturbed and interpolated latents of real samples")
+    p.add_argument("run", help="run folder with encoder.onnx and decoder.onnx")
+    p.add_argument("--data", required=True, help="image, image folder or video to take real samples from")
+    p.add_argument("--n", type=int, default=16, help="images to generate")
+    p.add_argument("--out", default="demo/augment", help="folder for the PNGs, contact_sheet.png and augment.json")
+    p.add_argument("--samples", type=int, default=16, help="real samples to encode (spread over a video)")
+    p.add_argument("--noise", type=float, default=0.5, help="perturbation σ in units of each channel's latent std")
+    p.add_argument("--mode", default="both", choices=["both", "perturb", "interpolate"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--precision", help="passed to the backend (e.g. fp16); default: the backend's own")
+    p.set_defaults(func=cmd_augment)
 
     p = sub.add_parser("doctor", help="what this machine has: torch, ONNX Runtime providers, TensorRT, GPU, cameras")
     p.add_argument("--no-cameras", action="store_true", help="do not try to open cameras")

@@ -29,6 +29,15 @@ def test_runtime_imports_where_torch_raises():
     assert result.returncode == 0, result.stderr
 
 
+def test_compression_and_augmentation_import_where_torch_raises():
+    result = run_without_torch("""
+        import edgeae.runtime.bitstream, edgeae.runtime.latent_codec, edgeae.runtime.quality
+        import edgeae.runtime.tasks.compress, edgeae.runtime.tasks.augment
+        assert not {"torch", "edgeae.training", "edgeae.export"} & set(sys.modules)
+    """)
+    assert result.returncode == 0, result.stderr
+
+
 def test_runtime_reconstructs_without_torch(trained_run):
     result = run_without_torch(f"""
         import numpy as np
