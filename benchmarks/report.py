@@ -143,12 +143,12 @@ def md_compression(compression: dict) -> list[str]:
     lines = ["## Compression: rate–distortion", ""]
     if "skipped" in compression:
         return lines + [_skipped("compression", compression), ""]
-    rows = [[codec, p.get("step", p.get("quality")), _f(p["bpp"], 3), _f(p["psnr_db"]), _f(p["ssim"], 3)]
+    rows = [[codec, p.get("bits", p.get("quality")), _f(p["bpp"], 3), _f(p["psnr_db"]), _f(p["ssim"], 3)]
             for codec, points in compression["curves"].items() for p in points]
     matched = [[k, _f(r["bpp"], 3), _f(r["autoencoder"], 3), _f(r["reference"], 3), _f(r["delta"], 3)]
                for k, v in compression["matched_bpp"].items() for r in v]
     return lines + [f"{compression['frames']} held-out frames; autoencoder rate: {compression['rate_method']}.", ""] + \
-        _table(["codec", "step / quality", "bpp", "PSNR dB", "SSIM"], rows) + \
+        _table(["codec", "bits / quality", "bpp", "PSNR dB", "SSIM"], rows) + \
         ["At matched bits per pixel (reference interpolated; – where outside its range):", ""] + \
         _table(["comparison", "bpp", "autoencoder", "reference", "Δ"], matched)
 

@@ -84,9 +84,9 @@ def test_defects_come_with_masks_covering_the_changed_pixels():
         assert mask.any() and not (changed & ~mask).any()
 
 
-def test_coarser_latent_steps_cost_fewer_bytes():
+def test_fewer_latent_bits_cost_fewer_bytes():
     latent = np.random.default_rng(0).gamma(2.0, 1.0, (1, 96, 8, 8)).astype(np.float32)
-    sizes = [latent_rate(latent, step)[1] for step in (0.05, 0.4, 3.2)]
+    sizes = [latent_rate(latent, bits)[1] for bits in (8, 5, 2)]
     assert sizes[0] > sizes[1] > sizes[2]
 
 
