@@ -39,8 +39,9 @@ def train_configs(cfg: BenchConfig) -> dict[str, TrainConfig]:
     if cfg.quick:
         return {"seed": TrainConfig(data=cfg.footage, epochs=1, samples_per_epoch=256, val_samples=64, max_images=24,
                                     batch_size=64, seed=cfg.seed, device="cpu")}
-    # Budgets fit `make bench` on 2 CPU cores (batch 64: 128 steps per epoch).
-    base = TrainConfig(data=cfg.footage, epochs=5, samples_per_epoch=8192, val_samples=512, max_images=200,
+    # Budgets fit `make bench` on 2 CPU cores (batch 64: 128 steps per epoch, 4-40 s depending on load).
+    # The seed gets the most: compression and anomaly are only as good as its reconstruction.
+    base = TrainConfig(data=cfg.footage, epochs=15, samples_per_epoch=8192, val_samples=512, max_images=200,
                        batch_size=64, seed=cfg.seed, device="cpu")
     denoise = dataclasses.replace(base, task="denoise", noise="gaussian", noise_level=25 / 255, epochs=3)
     return {"seed": base,
