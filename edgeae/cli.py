@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   edgeae compress data/opencv/vtest.avi demo/vtest.eae --model runs/demo --bits 8
   edgeae decompress demo/vtest.eae demo/vtest_decoded.avi --model runs/demo
   edgeae augment runs/demo --data data/opencv/vtest.avi --n 16 --out demo/augment
+  edgeae build runs/demo --precision fp16
   edgeae doctor
 """
 
@@ -35,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, task=args.task, noise=args.noise, noise_level=args.noise_level / 255,
                       model=ModelConfig.named(args.arch), epochs=args.epochs, batch_size=args.batch_size,
                       samples_per_epoch=args.samples_per_epoch, max_images=args.max_images, lr=args.lr,
-                      seed=args.seed, device=args.device)
+                      crop_size=args.crop_size, seed=args.seed, device=args.device)
     if args.nproc * args.nnodes > 1:
         return _train_distributed(cfg, args)
     result = train(cfg, args.out, resume=args.resume)
@@ -65,6 +66,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from edgeae.export.tensorrt_build import BuildConfig, build_run, parse_shape
+
+    shapes = {k: parse_shape(v, f"--{k}") for k, v in (("min", args.min), ("opt", args.opt), ("max", args.max))}
+    cfg = BuildConfig(precision=args.precision, flavour=args.flavour, min_shape=shapes["min"], opt_shape=shapes["opt"],
+                      max_shape=shapes["max"], workspace_mb=args.workspace_mb, calib_frames=args.calib_frames,
+                      calib_data=args.calib_data or "")
+    build_run(args.run, cfg)
+    return 0
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from edgeae.runtime.autoencoder import Autoencoder
     from edgeae.runtime.sources import iter_frames
@@ -78,7 +90,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         frame = cv2.cvtColor(synthetic_images(1, size=(288, 384), seed=123)[0], cv2.COLOR_RGB2BGR)
     else:
         frame = next(iter_frames(args.source, limit=1))
-    with Autoencoder.load(args.run, backend=args.backend) as ae:
+    with Autoencoder.load(args.run, backend=args.backend, precision=args.precision) as ae:
         recon = ae.reconstruct([frame])[0]
     image, psnr = side_by_side(frame, recon)
     write_image(args.out, image)
@@ -198,6 +210,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--samples-per-epoch", type=int, default=16384)
+    p.add_argument("--crop-size", type=int, default=32,
+                   help="training crop side (default 32, the seed's input); 128 for models run on whole frames")
     p.add_argument("--max-images", type=int, default=200, help="images/frames loaded from --data")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -217,11 +231,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--real-frames", help="video/image/folder used for parity on real inputs")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("build", help="build TensorRT engines (and fp16 / int8 Q/DQ ONNX) for a run")
+    p.add_argument("run", help="run folder after 'edgeae export'")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--flavour", default="auto", choices=["auto", "tensorrt", "tensorrt-rtx"])
+    p.add_argument("--min", default="1x32x32", help="smallest input NxHxW of the profile (default 1x32x32)")
+    p.add_argument("--opt", default="1x576x768", help="input NxHxW TensorRT tunes for (default 1x576x768)")
+    p.add_argument("--max", default="32x1088x1920", help="largest input NxHxW (default 32x1088x1920)")
+    p.add_argument("--workspace-mb", type=int, default=0, help="builder workspace limit (default: TensorRT's)")
+    p.add_argument("--calib-frames", type=int, default=32, help="int8: calibration frames (default 32)")
+    p.add_argument("--calib-data", help="int8: calibration source (default: the run's training data)")
+    p.set_defaults(func=cmd_build)
+
     p = sub.add_parser("reconstruct", help="reconstruct one frame and save input | output side by side")
     p.add_argument("run", help="run folder with encoder.onnx and decoder.onnx")
     p.add_argument("source", help="image, video (first frame), image folder, or 'synthetic'")
     p.add_argument("--out", default="demo/side_by_side.png")
-    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--backend", default="onnxruntime", help="onnxruntime, tensorrt or auto")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("bench", help="latency and parity of every backend this device can run (torch-free)")

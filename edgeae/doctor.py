@@ -27,9 +27,9 @@ def _version(module: str) -> str | None:
 
 def tensorrt_flavours() -> dict[str, str]:
     """TensorRT flavour → version for each flavour installed here (standard TensorRT, TensorRT-RTX)."""
-    from edgeae.runtime import trt_flavour
+    from edgeae.runtime import tensorrt_flavour
 
-    return trt_flavour.available()
+    return tensorrt_flavour.available()
 
 
 def opencv_video_io(build_info: str | None = None) -> dict[str, str]:
@@ -150,6 +150,15 @@ def _tensorrt_line(flavours: dict[str, str], compute_cap: str) -> str:
             "engines are built on this device on first run")
 
 
+def cuda_device_summary() -> str:
+    from edgeae.runtime import tensorrt_flavour
+
+    device = tensorrt_flavour.cuda_device()
+    if device is None:
+        return "none found by cuda-python: TensorRT engines cannot run here (TensorRT-RTX can still build them)"
+    return f"{device.name}, compute capability {device.compute_capability}"
+
+
 def report(probe_cameras: bool = True) -> str:
     import cv2
 
@@ -162,6 +171,7 @@ def report(probe_cameras: bool = True) -> str:
              f"onnxruntime   {_version('onnxruntime') or 'not installed'}; providers: {', '.join(providers) or 'none'}",
              f"torch         {_version('torch') or 'not installed (fine for the runtime)'}",
              f"tensorrt      {', '.join(f'{k} {v}' for k, v in flavours.items()) or 'none (ONNX Runtime backends only)'}",
+             f"cuda device   {cuda_device_summary()}",
              f"gpu           {gpu_summary()}"]
     if probe_cameras:
         cams = cameras()

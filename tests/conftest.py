@@ -74,3 +74,31 @@ def vtest_run(footage, tmp_path_factory) -> Path:
     finally:
         torch.set_num_threads(threads)
     return run
+
+
+@pytest.fixture(scope="session")
+def tensorrt_rtx():
+    """The tensorrt_rtx_bindings module. It builds engines on a CPU and `make install` installs it, so CI
+    must have it; skipped locally otherwise."""
+    try:
+        import tensorrt_rtx_bindings
+    except Exception:
+        if os.environ.get("CI"):
+            pytest.fail("tensorrt_rtx_bindings missing: CI must install the tensorrt-rtx extra ('make install')")
+        pytest.skip("TensorRT-RTX not installed; pip install tensorrt-rtx-cu13-libs tensorrt-rtx-cu13-bindings")
+    return tensorrt_rtx_bindings
+
+
+@pytest.fixture(scope="session")
+def built_engines(trained_run, tensorrt_rtx, tmp_path_factory) -> Path:
+    """A copy of `trained_run` with fp32 and fp16 TensorRT-RTX engines (profile up to 4x256x256)."""
+    import shutil
+
+    from edgeae.export.tensorrt_build import BuildConfig, build_run
+
+    run = tmp_path_factory.mktemp("engines") / "run"
+    shutil.copytree(trained_run, run)
+    for precision in ("fp32", "fp16"):
+        build_run(run, BuildConfig(precision=precision, flavour="tensorrt-rtx", opt_shape=(1, 64, 96),
+                                   max_shape=(4, 256, 256)), progress=False)
+    return run

@@ -22,6 +22,19 @@ def test_train_export_reconstruct_end_to_end(tmp_path, capsys):
     assert (tmp_path / "sbs.png").stat().st_size > 0
 
 
+def test_build_writes_fp16_engines_and_a_second_build_hits_the_cache(trained_run, tensorrt_rtx, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    argv = ["build", str(run), "--precision", "fp16", "--flavour", "tensorrt-rtx", "--opt", "1x64x96", "--max", "2x128x128"]
+    assert main(argv) == 0
+    assert (run / "encoder.fp16.engine").is_file() and (run / "decoder.fp16.engine.json").is_file()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("cache hit") == 2
+
+
 def one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
@@ -32,6 +45,7 @@ def one_error_line(capsys) -> str:
     (["train", "--data", "/nonexistent/folder"], "not found"),
     (["export", "/nonexistent/run"], "not found"),
     (["reconstruct", "/nonexistent/run", "synthetic"], "not found"),
+    (["build", "/nonexistent/run"], "not found"),
 ])
 def test_bad_paths_give_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
@@ -81,6 +95,11 @@ def test_config_with_unknown_key_is_refused(trained_run, tmp_path, capsys):
     (run / "config.json").write_text(json.dumps(cfg))
     assert main(["export", str(run)]) == 2
     assert "unknown key(s) learning_rate_typo" in one_error_line(capsys)
+
+
+def test_build_with_a_bad_profile_gives_one_line(trained_run, capsys):
+    assert main(["build", str(trained_run), "--max", "32x1080x1920"]) == 2
+    assert "multiples of 16" in one_error_line(capsys)
 
 
 def test_doctor_reports_providers_and_tensorrt(capsys):

@@ -34,6 +34,16 @@ class ModelInfo:
             raise EdgeAEError(f"{source} lacks edgeae metadata ({e}); export it with 'edgeae export RUN'") from None
 
 
+def auto_backend(model_dir: Path, precision: str) -> str:
+    """"tensorrt" when a TensorRT flavour, a CUDA device and both engines are there; else "onnxruntime"."""
+    from edgeae.runtime import tensorrt_flavour
+
+    engines = [model_dir / f"{role}.{precision}.engine" for role in ("encoder", "decoder")]
+    if all(e.is_file() for e in engines) and tensorrt_flavour.available() and tensorrt_flavour.cuda_device():
+        return "tensorrt"
+    return "onnxruntime"
+
+
 class Autoencoder:
     """Encode/decode/reconstruct BGR uint8 frames with any pair of backends."""
 
@@ -41,15 +51,23 @@ class Autoencoder:
         self.encoder, self.decoder, self.info = encoder, decoder, info
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike, backend: str = "onnxruntime", **options) -> "Autoencoder":
-        """Load encoder.onnx and decoder.onnx from a run/model folder."""
+    def load(cls, model_dir: str | os.PathLike, backend: str = "onnxruntime", precision: str = "fp32",
+             **options) -> "Autoencoder":
+        """Load the encoder and decoder of a run/model folder.
+
+        backend: a name in BACKENDS, or "auto" (TensorRT where a flavour, a CUDA device and the engines
+        are there, else ONNX Runtime). Each backend picks its files for `precision` (`model_file`).
+        """
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise EdgeAEError(f"model folder {model_dir} not found; pass a run folder after 'edgeae export'")
+        if backend == "auto":
+            backend = auto_backend(model_dir, precision)
         backend_cls = backend_class(backend)
-        encoder = backend_cls.load(model_dir / "encoder.onnx", **options)
-        decoder = backend_cls.load(model_dir / "decoder.onnx", **options)
-        info = ModelInfo.from_metadata(encoder.metadata, str(model_dir / "encoder.onnx"))
+        paths = [backend_cls.model_file(model_dir, role, precision) for role in ("encoder", "decoder")]
+        encoder = backend_cls.load(paths[0], **options)
+        decoder = backend_cls.load(paths[1], **options)
+        info = ModelInfo.from_metadata(encoder.metadata, str(paths[0]))
         if decoder.metadata.get("edgeae.checkpoint_sha256") != info.checkpoint_sha256:
             raise EdgeAEError(f"{model_dir}: encoder and decoder come from different checkpoints; re-export both")
         return cls(encoder, decoder, info)

@@ -24,7 +24,7 @@ from edgeae.runtime import sources
 def load_images(source: str, max_images: int = 200, seed: int = 0) -> list[np.ndarray]:
     """Load up to `max_images` RGB uint8 images from a data source (see module docstring)."""
     if source == "synthetic":
-        return synthetic_images(max_images, size=(96, 128), seed=seed)
+        return synthetic_images(max_images, size=(192, 256), seed=seed)
     if source.startswith("cifar:"):
         return list(load_cifar10(source[len("cifar:"):], max_images=max_images))
     if source.startswith("camera:"):

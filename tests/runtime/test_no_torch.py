@@ -24,6 +24,7 @@ def test_runtime_imports_where_torch_raises():
         import edgeae.runtime.benchmark, edgeae.runtime.backends.opencv_dnn
         import edgeae.runtime.sinks, edgeae.runtime.pipeline
         import edgeae.runtime.tasks.anomaly, edgeae.runtime.tasks.denoise
+        import edgeae.runtime.tensorrt_flavour, edgeae.runtime.backends.tensorrt
         assert "torch" not in sys.modules
     """)
     assert result.returncode == 0, result.stderr

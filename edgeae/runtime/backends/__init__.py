@@ -9,6 +9,7 @@ from edgeae.runtime.backends.base import Backend
 BACKENDS = {
     "onnxruntime": "edgeae.runtime.backends.onnxruntime:OnnxRuntimeBackend",
     "opencv-dnn": "edgeae.runtime.backends.opencv_dnn:OpenCVDnnBackend",
+    "tensorrt": "edgeae.runtime.backends.tensorrt:TensorRTBackend",
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,11 @@ class Backend(ABC):
     input_names: list[str]
     output_names: list[str]
     metadata: dict[str, str]  # the model's "edgeae.*" metadata
+
+    @classmethod
+    def model_file(cls, model_dir: str | os.PathLike, role: str, precision: str) -> Path:
+        """The file this backend loads for `role` ("encoder"/"decoder") at `precision` in a run folder."""
+        return Path(model_dir) / (f"{role}.onnx" if precision == "fp32" else f"{role}.{precision}.onnx")
 
     @classmethod
     @abstractmethod

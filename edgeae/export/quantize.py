@@ -1,0 +1,285 @@
+"""INT8 by explicit quantisation: Q/DQ ONNX files that TensorRT and ONNX Runtime's CPU backend both run.
+
+Writes RUN/encoder.int8.onnx and RUN/decoder.int8.onnx, quantize_config.json, and the "int8" section of
+RUN/export_report.json (PSNR against the fp32 ONNX on real frames, ONNX Runtime CPU latency against fp32).
+
+ONNX Runtime has no int8 ConvTranspose kernel, so the decoder is first rewritten exactly as
+Conv(k=3, p=1, 4·C_out) + DepthToSpace(2, CRD) — the same arithmetic, a form whose Conv is quantised —
+checked against PyTorch, and that form is quantised. Options are the ones TensorRT's ONNX parser accepts:
+signed int8 activations and weights, symmetric activations, float bias (FACTS.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from edgeae.config import atomic_write_bytes, atomic_write_json, load_config, save_config, to_dict
+from edgeae.errors import EdgeAEError
+from edgeae.export.fp16 import set_metadata
+from edgeae.export.onnx_export import ExportConfig, _export_one
+from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
+from edgeae.runtime.preprocess import frames_to_batch
+from edgeae.training.data import load_images
+from edgeae.training.train import TrainConfig, load_model
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    calib_data: str = ""  # "" = the data the run was trained on
+    calib_frames: int = 32
+    eval_data: str = ""  # real frames for the PSNR check; "" = export's --real-frames, else calib_data
+    eval_frames: int = 4
+    per_channel: bool = True
+    # The encoder's first conv sees 3 input channels, too few for int8 kernels to pay off: quantised it made
+    # the int8 encoder slower than fp32 on ONNX Runtime CPU; left in float, the rest of the encoder gains.
+    float_first_conv: bool = True
+    psnr_min: float = 35.0  # decoded int8 output against the fp32 ONNX
+    rewrite_tolerance: float = 1e-5  # Conv+DepthToSpace decoder against PyTorch's ConvTranspose decoder
+    latency_shape: tuple[int, int, int] = (1, 576, 768)  # N, H, W of the frames timed on ONNX Runtime CPU
+    latency_runs: int = 20
+    threads: int = 2
+    checkpoint: str = "best"
+
+
+def conv_from_deconv(deconv: nn.ConvTranspose2d) -> nn.Conv2d:
+    """The Conv2d(k=3, p=1, 4·C_out) that, followed by PixelShuffle(2), equals ConvTranspose2d(k=4, s=2, p=1).
+
+    Output phase (a, b) of the deconvolution at conv tap (dy, dx) uses deconvolution tap
+    (a + 3 − 2·dy, b + 3 − 2·dx); PixelShuffle puts conv channel 4c + 2a + b at phase (a, b) of channel c.
+    """
+    if deconv.kernel_size != (4, 4) or deconv.stride != (2, 2) or deconv.padding != (1, 1):
+        raise EdgeAEError(f"cannot rewrite {deconv}: only kernel 4, stride 2, padding 1 has an exact Conv form")
+    wt = deconv.weight.detach()  # C_in × C_out × 4 × 4
+    c_in, c_out = wt.shape[:2]
+    w = torch.zeros(c_out, 2, 2, c_in, 3, 3, dtype=wt.dtype)
+    for a in range(2):
+        for b in range(2):
+            for dy in range(3):
+                for dx in range(3):
+                    ky, kx = a + 3 - 2 * dy, b + 3 - 2 * dx
+                    if 0 <= ky < 4 and 0 <= kx < 4:
+                        w[:, a, b, :, dy, dx] = wt[:, :, ky, kx].T
+    conv = nn.Conv2d(c_in, 4 * c_out, kernel_size=3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(w.reshape(4 * c_out, c_in, 3, 3))
+        conv.bias.copy_(deconv.bias.detach().repeat_interleave(4))
+    return conv
+
+
+def depth_to_space_decoder(decoder: nn.Sequential) -> nn.Sequential:
+    """The decoder with every ConvTranspose2d replaced by Conv2d + PixelShuffle(2) (DepthToSpace CRD in ONNX)."""
+    layers: list[nn.Module] = []
+    for layer in decoder:
+        layers += [conv_from_deconv(layer), nn.PixelShuffle(2)] if isinstance(layer, nn.ConvTranspose2d) else [layer]
+    return nn.Sequential(*layers).eval()
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def export_d2s_decoder(model: nn.Module, run_dir: Path, out: Path, tolerance: float) -> float:
+    """Export the rewritten decoder like decoder.onnx; returns its max abs error against PyTorch's decoder."""
+    d2s = depth_to_space_decoder(model.decoder)
+    c = model.cfg.latent_channels
+    meta = {**_metadata(run_dir / "decoder.onnx"), "edgeae.decoder_form": "conv+depth_to_space"}
+    _export_one(d2s, torch.rand(2, c, 2, 3), out, ("latent", "image"), ("height", "width"), meta, 18)
+    latent = torch.rand(2, c, 9, 12) * 8
+    with torch.no_grad():
+        ref = model.decoder(latent).numpy()
+    with OnnxRuntimeBackend.load(out, providers=["CPUExecutionProvider"]) as ort_d2s:
+        err = float(np.abs(ort_d2s.infer({"latent": latent.numpy()})["image"] - ref).max())
+    if err > tolerance:
+        raise EdgeAEError(f"Conv+DepthToSpace decoder differs from PyTorch by {err:.2e} > {tolerance:.0e}; this is a bug")
+    return err
+
+
+def real_batches(source: str, count: int, downsample: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` frames of a data source as 1×3×H×W float32 batches, padded as the runtime pads them."""
+    images = load_images(source, max_images=count, seed=seed)
+    return [frames_to_batch([cv2.cvtColor(im, cv2.COLOR_RGB2BGR)], downsample)[0] for im in images]
+
+
+class _Feeds:
+    """ONNX Runtime's CalibrationDataReader protocol over a list of feeds, with the ranges
+    `CalibStridedMinMax` asks for."""
+
+    def __init__(self, name: str, batches: list[np.ndarray]):
+        self._feeds = [{name: b} for b in batches]
+        self.set_range(0, len(batches))
+
+    def __len__(self) -> int:
+        return len(self._feeds)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._it = iter(self._feeds[start_index:end_index])
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """quantize_static logs 'consider pre-processing' on the root logger for every model; the models
+    here come straight from the exporter, already shape-inferred."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_qdq(src: Path, dst: Path, input_name: str, batches: list[np.ndarray], per_channel: bool,
+                 exclude: tuple[str, ...] = ()) -> None:
+    """Static Q/DQ quantisation of `src` calibrated on `batches` (MinMax), written atomically to `dst`;
+    nodes named in `exclude` stay float."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
+        out = Path(tmp) / dst.name
+        quantize_static(str(src), str(out), _Feeds(input_name, batches), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(exclude),
+                        # TensorRT's parser refuses int32 bias and needs symmetric (zero-point 0) activations.
+                        # Ranges are merged frame by frame: holding every intermediate tensor of 32 full
+                        # frames takes GBs (and CalibMaxIntermediateOutputs drops data in ORT 1.32).
+                        extra_options={"QuantizeBias": False, "ActivationSymmetric": True, "CalibStridedMinMax": 1})
+        model = onnx.load(str(out))
+    set_metadata(model, precision="int8", quantization="qdq int8 symmetric, ONNX Runtime quantize_static MinMax")
+    onnx.checker.check_model(model)
+    atomic_write_bytes(dst, model.SerializeToString())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+
+
+def interleaved_medians(fns: dict, runs: int, warmup: int = 2) -> dict[str, float]:
+    """Median wall time (ms) of each callable, timed in turn within every round so that load from other
+    processes falls on all of them alike and their ratios stay fair."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t) * 1e3) for name, t in times.items()}
+
+
+def _load_cpu(path: Path, threads: int) -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend.load(path, providers=["CPUExecutionProvider"], threads=threads)
+
+
+def evaluate_psnr(run_dir: Path, batches: list[np.ndarray], threads: int) -> dict:
+    """Worst-frame PSNR of int8 against fp32 ONNX: the whole model, and the int8 decoder on fp32 latents."""
+    names = ("encoder.onnx", "decoder.onnx", "encoder.int8.onnx", "decoder.int8.onnx")
+    enc, dec, enc8, dec8 = (_load_cpu(run_dir / n, threads) for n in names)
+    full, decoder = [], []
+    with enc, dec, enc8, dec8:
+        for x in batches:
+            z = enc.infer({"image": x})["latent"]
+            ref = dec.infer({"latent": z})["image"]
+            decoder.append(psnr(dec8.infer({"latent": z})["image"], ref))
+            full.append(psnr(dec8.infer({"latent": enc8.infer({"image": x})["latent"]})["image"], ref))
+    return {"full": min(full), "decoder": min(decoder)}
+
+
+def measure_latency(run_dir: Path, d2s_fp32: Path, cfg: QuantizeConfig) -> dict:
+    """ONNX Runtime CPU medians (ms) for fp32 and int8 encoder, decoder and both chained, on one input."""
+    n, h, w = cfg.latency_shape
+    x = np.random.default_rng(0).random((n, 3, h, w), dtype=np.float32)
+    names = {"fp32": ("encoder.onnx", "decoder.onnx"), "int8": ("encoder.int8.onnx", "decoder.int8.onnx")}
+    models = {p: [_load_cpu(run_dir / f, cfg.threads) for f in files] for p, files in names.items()}
+    d2s = _load_cpu(d2s_fp32, cfg.threads)
+    z = models["fp32"][0].infer({"image": x})["latent"]
+    fns = {"fp32_conv_depth_to_space_decoder": lambda: d2s.infer({"latent": z})}
+    for p, (enc, dec) in models.items():
+        fns[f"{p}.encoder"] = lambda enc=enc: enc.infer({"image": x})
+        fns[f"{p}.decoder"] = lambda dec=dec: dec.infer({"latent": z})
+        fns[f"{p}.full"] = lambda enc=enc, dec=dec: dec.infer({"latent": enc.infer({"image": x})["latent"]})
+    medians = interleaved_medians(fns, cfg.latency_runs)
+    out = {"shape": [n, 3, h, w], "threads": cfg.threads, "runs": cfg.latency_runs, "timing": "interleaved medians"}
+    for p in names:
+        out[p] = {part: medians[f"{p}.{part}"] for part in ("encoder", "decoder", "full")}
+    out["fp32_conv_depth_to_space_decoder"] = medians["fp32_conv_depth_to_space_decoder"]
+    out["speedup_full"] = out["fp32"]["full"] / out["int8"]["full"]
+    return out
+
+
+def _default_sources(run_dir: Path, cfg: QuantizeConfig) -> tuple[str, str]:
+    calib = cfg.calib_data or load_config(TrainConfig, run_dir / "config.json").data
+    export_cfg = run_dir / "export_config.json"
+    real = load_config(ExportConfig, export_cfg).real_frames if export_cfg.is_file() else ""
+    return calib, cfg.eval_data or real or calib
+
+
+def quantize_run(run_dir: str | os.PathLike, cfg: QuantizeConfig = QuantizeConfig(), progress: bool = True) -> dict:
+    """Write RUN/encoder.int8.onnx and RUN/decoder.int8.onnx, check them, add "int8" to export_report.json."""
+    run_dir = Path(run_dir)
+    for name in ("encoder.onnx", "decoder.onnx", "export_report.json"):
+        if not (run_dir / name).is_file():
+            raise EdgeAEError(f"{run_dir / name} not found; run 'edgeae export {run_dir}' first")
+    if cfg.calib_frames < 1:
+        raise EdgeAEError(f"--calib-frames must be ≥ 1, got {cfg.calib_frames}")
+    model, train_cfg, _ = load_model(run_dir, cfg.checkpoint)
+    calib_source, eval_source = _default_sources(run_dir, cfg)
+    s = train_cfg.model.downsample
+    calib = real_batches(calib_source, cfg.calib_frames, s)
+    with tempfile.TemporaryDirectory() as tmp:
+        d2s = Path(tmp) / "decoder.d2s.onnx"
+        rewrite_err = export_d2s_decoder(model, run_dir, d2s, cfg.rewrite_tolerance)
+        first_conv = next(n.name for n in onnx.load(str(run_dir / "encoder.onnx")).graph.node if n.op_type == "Conv")
+        quantize_qdq(run_dir / "encoder.onnx", run_dir / "encoder.int8.onnx", "image", calib, cfg.per_channel,
+                     exclude=(first_conv,) if cfg.float_first_conv else ())
+        with _load_cpu(run_dir / "encoder.onnx", cfg.threads) as enc:
+            latents = [enc.infer({"image": x})["latent"] for x in calib]  # the decoder sees fp32 latents
+        quantize_qdq(d2s, run_dir / "decoder.int8.onnx", "latent", latents, cfg.per_channel)
+        scores = evaluate_psnr(run_dir, real_batches(eval_source, cfg.eval_frames, s, seed=1), cfg.threads)
+        latency = measure_latency(run_dir, d2s, cfg)
+    section = {"calibration": {"data": calib_source, "frames": len(calib)},
+               "decoder_rewrite": {"form": "Conv(k=3,p=1,4*C_out) + DepthToSpace(2, CRD)",
+                                   "max_abs_vs_pytorch": rewrite_err, "tolerance": cfg.rewrite_tolerance},
+               "psnr_db_vs_fp32_onnx": scores, "psnr_min": cfg.psnr_min,
+               "eval": {"data": eval_source, "frames": cfg.eval_frames},
+               "latency_ms_onnxruntime_cpu": latency, "passed": bool(scores["full"] >= cfg.psnr_min),
+               "quantize_config": to_dict(cfg)}
+    report = json.loads((run_dir / "export_report.json").read_text())
+    report["int8"] = section
+    atomic_write_json(run_dir / "export_report.json", report)
+    save_config(cfg, run_dir / "quantize_config.json")
+    if progress:
+        print(format_int8_summary(section))
+    if not section["passed"]:
+        raise EdgeAEError(f"int8 PSNR {scores['full']:.1f} dB against fp32 is below {cfg.psnr_min} dB; "
+                          f"calibrate on more or more typical frames (--calib-frames, --calib-data)")
+    return section
+
+
+def format_int8_summary(section: dict) -> str:
+    lat = section["latency_ms_onnxruntime_cpu"]
+    shape = "x".join(map(str, lat["shape"]))
+    return (f"int8 Q/DQ vs fp32 ONNX: PSNR {section['psnr_db_vs_fp32_onnx']['full']:.1f} dB (whole model, worst of "
+            f"{section['eval']['frames']} frames), decoder alone {section['psnr_db_vs_fp32_onnx']['decoder']:.1f} dB\n"
+            f"ONNX Runtime CPU at {shape}, {lat['threads']} threads, median ms: "
+            f"fp32 {lat['fp32']['encoder']:.2f} + {lat['fp32']['decoder']:.2f} = {lat['fp32']['full']:.2f}; "
+            f"int8 {lat['int8']['encoder']:.2f} + {lat['int8']['decoder']:.2f} = {lat['int8']['full']:.2f}; "
+            f"speed-up {lat['speedup_full']:.2f}x (fp32 Conv+DepthToSpace decoder {lat['fp32_conv_depth_to_space_decoder']:.2f})")
