@@ -28,7 +28,7 @@ def pipeline(ctx: Context) -> dict:
     seed = ctx.runs["seed"]
     if not (seed / CALIBRATION_FILE).is_file():
         calibrate_run(str(seed), ctx.cfg.footage, AnomalyConfig(), limit=24 if ctx.cfg.quick else 100,
-                      threads=ctx.threads)
+                      threads=ctx.threads, progress=False)
     tasks = {"reconstruct (seed)": (seed, "reconstruct"), "anomaly (seed)": (seed, "anomaly"),
              f"denoise ({DENOISE_VARIANT})": (ctx.runs[f"denoise-{DENOISE_VARIANT}"], "denoise")}
     results = {name: _run_task(ctx, run_dir, task, frames) for name, (run_dir, task) in tasks.items()}

@@ -16,8 +16,10 @@ def strip_private(obj):
     """Drop "_" keys (images kept for plots) and make non-finite floats JSON-safe strings."""
     if isinstance(obj, dict):
         return {k: strip_private(v) for k, v in obj.items() if not str(k).startswith("_")}
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return [strip_private(v) for v in obj]
+    if isinstance(obj, np.generic):  # numpy scalars (np.bool_ from comparisons of np.float64) → Python
+        obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
     return obj

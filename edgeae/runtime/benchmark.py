@@ -147,7 +147,7 @@ def error_stats(got: np.ndarray, ref: np.ndarray) -> dict:
     err = np.abs(got.astype(np.float64) - ref.astype(np.float64))
     peak = max(1.0, float(np.abs(ref).max()))
     mse = float(np.mean(err ** 2))
-    psnr = float("inf") if mse == 0 else 10 * np.log10(peak ** 2 / mse)
+    psnr = float("inf") if mse == 0 else float(10 * np.log10(peak ** 2 / mse))
     return {"max_abs": float(err.max()), "mean_abs": float(err.mean()), "range": peak,
             "max_scaled": float(err.max()) / peak, "psnr_db": psnr}
 
@@ -160,8 +160,8 @@ TOLERANCES = {"fp32": {"max_scaled": 1e-4}, "fp16": {"psnr_db": 45.0}, "int8": {
 def within_tolerance(stats: dict, precision: str) -> bool:
     rule = TOLERANCES[precision]
     if "max_scaled" in rule:
-        return stats["max_scaled"] <= rule["max_scaled"]
-    return stats["psnr_db"] >= rule["psnr_db"]
+        return bool(stats["max_scaled"] <= rule["max_scaled"])
+    return bool(stats["psnr_db"] >= rule["psnr_db"])
 
 
 def compare_parts(ae: Autoencoder, x: np.ndarray, ref_latent: np.ndarray, ref_image: np.ndarray,
