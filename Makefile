@@ -71,6 +71,19 @@ demo: install
 side-by-side: install
 	$(EDGEAE) reconstruct $(RUN) $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --out $(RUN)/side_by_side.png
 
+# The full CPU benchmark: trains or reuses runs/bench-*, writes reports/ and the README's tables.
+bench: install
+	-$(MAKE) --no-print-directory data
+	$(PY) -m benchmarks.run --footage $(FOOTAGE) --out reports --readme README.md
+
+# On the GPU machine (no venv there: the image's python3). ORT_GPU_DIR: onnxruntime-gpu installed with
+# `pip install --no-deps --target $(ORT_GPU_DIR)`; carry runs/bench-seed for trained weights and ONNX files.
+GPU_PY      ?= $(if $(wildcard $(PY)),$(PY),python3)
+ORT_GPU_DIR ?= .ortgpu
+bench-gpu:
+	PYTHONPATH=. $(GPU_PY) -m benchmarks.gpu --run runs/bench-seed --out reports --name bench-h100 \
+	  $(if $(wildcard $(ORT_GPU_DIR)),--ort-dir $(ORT_GPU_DIR),)
+
 # One tar.gz for the device: make deploy TARGET=jetson|gpu|cpu [HOST=user@device] (needs 'make export' first).
 deploy: install
 	$(EDGEAE) deploy $(RUN) --target $(TARGET) --out dist $(if $(HOST),--host $(HOST),)

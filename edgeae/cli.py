@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   edgeae train --data data/opencv/vtest.avi --epochs 10 --out runs/ddp --nproc 2
   edgeae export runs/demo --real-frames data/opencv/vtest.avi
   edgeae reconstruct runs/demo data/opencv/vtest.avi --out demo/side_by_side.png
+  edgeae bench runs/demo
   edgeae deploy runs/demo --target jetson --out dist/ [--host user@device]
   edgeae calibrate runs/demo --data data/opencv/vtest.avi --frames 200
   edgeae run runs/demo --task anomaly --source data/opencv/vtest.avi --out-video demo/anomaly.avi --events demo/events.jsonl
@@ -94,6 +95,18 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     image, psnr = side_by_side(frame, recon)
     write_image(args.out, image)
     print(f"wrote {args.out}: input | reconstruction, PSNR {psnr:.2f} dB")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edgeae.config import atomic_write_json
+    from edgeae.runtime.benchmark import device_bench, format_device_bench
+
+    report = device_bench(args.run, quick=args.quick, threads=args.threads)
+    print(format_device_bench(report))
+    if args.json:
+        atomic_write_json(args.json, report)
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -237,6 +250,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="onnxruntime", help="onnxruntime, tensorrt or auto")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("bench", help="latency and parity of every backend this device can run (torch-free)")
+    p.add_argument("run", help="run or model folder with encoder.onnx and decoder.onnx (and engines, if built)")
+    p.add_argument("--quick", action="store_true", help="two small shapes, short timing: a smoke test")
+    p.add_argument("--threads", type=int, default=0, help="threads for every backend (default: this process's cores)")
+    p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("deploy", help="one tar.gz with models, runtime wheel, install.sh and systemd unit")
     p.add_argument("run", help="run folder after 'edgeae export' (and 'edgeae build', 'edgeae calibrate')")

@@ -21,6 +21,7 @@ def run_without_torch(code: str) -> subprocess.CompletedProcess:
 def test_runtime_imports_where_torch_raises():
     result = run_without_torch("""
         import edgeae.runtime, edgeae.runtime.autoencoder, edgeae.runtime.sources, edgeae.cli
+        import edgeae.runtime.benchmark, edgeae.runtime.backends.opencv_dnn
         import edgeae.runtime.sinks, edgeae.runtime.pipeline
         import edgeae.runtime.tasks.anomaly, edgeae.runtime.tasks.denoise
         import edgeae.runtime.tensorrt_flavour, edgeae.runtime.backends.tensorrt
@@ -49,6 +50,14 @@ def test_runtime_reconstructs_without_torch(trained_run):
     assert result.returncode == 0, result.stderr
 
 
+def test_device_bench_runs_without_torch(trained_run):
+    result = run_without_torch(f"""
+        from edgeae.cli import main
+        assert main(["bench", {str(trained_run)!r}, "--quick"]) == 0
+        assert "torch" not in sys.modules
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "opencv-dnn fp32" in result.stdout and "tensorrt fp16" in result.stdout
 def test_device_side_tools_import_where_torch_raises():
     result = run_without_torch("""
         import edgeae.doctor, edgeae.export.bundle, edgeae.export.bundle_verify

@@ -8,6 +8,7 @@ from edgeae.runtime.backends.base import Backend
 # name → "module:Class"; imported on demand so a missing optional package only matters when asked for.
 BACKENDS = {
     "onnxruntime": "edgeae.runtime.backends.onnxruntime:OnnxRuntimeBackend",
+    "opencv-dnn": "edgeae.runtime.backends.opencv_dnn:OpenCVDnnBackend",
     "tensorrt": "edgeae.runtime.backends.tensorrt:TensorRTBackend",
 }
 

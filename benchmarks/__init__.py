@@ -1,0 +1,1 @@
+"""The full benchmark suite (`make bench`): PyTorch references, task quality, reports and plots."""
