@@ -40,6 +40,9 @@ class OnnxRuntimeBackend(Backend):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
+        # An autoencoder is two sessions run back to back: with spinning on, the encoder's idle workers spin
+        # while the decoder runs and steal its cores (768x576 on 2 cores: 46.7 ms spinning vs 35.5 ms not).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             session = ort.InferenceSession(str(path), options, providers=providers or default_providers())
