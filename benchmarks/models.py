@@ -73,22 +73,34 @@ def _matches(run: Path, cfg: TrainConfig) -> bool:
     return saved == to_dict(cfg) and (run / "encoder.onnx").is_file() and (run / "decoder.onnx").is_file()
 
 
+def _export_config(train_cfg: TrainConfig):
+    from edgeae.export.onnx_export import ExportConfig
+
+    return ExportConfig(real_frames=train_cfg.data, parity_shapes=((1, 32, 32), (2, 64, 96)))
+
+
+def _exported_with(run: Path, export_cfg) -> bool:
+    try:
+        return json.loads((run / "export_config.json").read_text()) == to_dict(export_cfg)
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def ensure_run(name: str, train_cfg: TrainConfig, bench: BenchConfig) -> Path:
-    """runs/bench-NAME trained with `train_cfg` and exported; reused as is when its config matches."""
-    from edgeae.export.onnx_export import ExportConfig, export_onnx
+    """runs/bench-NAME trained with `train_cfg` and exported; reused as is when both configs match."""
+    from edgeae.export.onnx_export import export_onnx
     from edgeae.training.train import train
 
     run = Path(bench.runs_dir) / f"bench-{name}"
-    if _matches(run, train_cfg):
-        if name == "seed" and not bench.quick:
-            build_precisions(run)
-        return run
-    shutil.rmtree(run, ignore_errors=True)  # a bench-* folder is this suite's cache, trained by it
-    print(f"training {run} ({train_cfg.model.name}, {train_cfg.task}, {train_cfg.epochs} epochs)", flush=True)
-    train(train_cfg, run, progress=not bench.quick)
-    # Export's real-frame parity crops at offsets up to 232 px: quick mode's small test videos are smaller.
-    real = "" if bench.quick else train_cfg.data
-    export_onnx(run, ExportConfig(real_frames=real, parity_shapes=((1, 32, 32), (2, 64, 96))), progress=False)
+    export_cfg = _export_config(train_cfg)
+    if not _matches(run, train_cfg):
+        shutil.rmtree(run, ignore_errors=True)  # a bench-* folder is this suite's cache, trained by it
+        print(f"training {run} ({train_cfg.model.name}, {train_cfg.task}, {train_cfg.epochs} epochs)", flush=True)
+        train(train_cfg, run, progress=not bench.quick)
+    if not _exported_with(run, export_cfg):
+        for stale in [*run.glob("*.fp16.onnx"), *run.glob("*.int8.onnx")]:  # derived from the old export
+            stale.unlink()
+        export_onnx(run, export_cfg, progress=False)
     if name == "seed" and not bench.quick:  # parity and latency measure the seed model in every precision
         build_precisions(run)
     return run

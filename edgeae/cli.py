@@ -60,7 +60,8 @@ def _train_distributed(cfg, args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from edgeae.export.onnx_export import ExportConfig, export_onnx
 
-    cfg = ExportConfig(checkpoint=args.checkpoint, opset=args.opset, real_frames=args.real_frames or "")
+    cfg = ExportConfig(checkpoint=args.checkpoint, opset=args.opset, real_frames=args.real_frames or "",
+                       decoder_form=args.decoder_form)
     export_onnx(args.run, cfg)
     print(f"wrote {args.run}/encoder.onnx, {args.run}/decoder.onnx and export_report.json")
     return 0
@@ -229,6 +230,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--real-frames", help="video/image/folder used for parity on real inputs")
+    p.add_argument("--decoder-form", default="depth_to_space", choices=["depth_to_space", "conv_transpose"],
+                   help="decoder layers in the ONNX: the exact Conv+DepthToSpace rewrite (faster) or ConvTranspose")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("build", help="build TensorRT engines (and fp16 / int8 Q/DQ ONNX) for a run")

@@ -63,3 +63,28 @@ def test_export_fails_loudly_when_parity_fails(trained_run, tmp_path, monkeypatc
     with pytest.raises(EdgeAEError, match="parity failed"):
         export_onnx(run, ExportConfig(parity_shapes=((1, 32, 32),)), progress=False)
     assert not json.loads((run / "export_report.json").read_text())["passed"]
+
+
+def test_parity_on_real_frames_smaller_than_the_crop_offsets(trained_run, synthetic_video, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)  # synthetic_video frames are 64x96
+    report = export_onnx(run, ExportConfig(parity_shapes=((1, 32, 32),), real_frames=str(synthetic_video)), progress=False)
+    assert {r["input"] for r in report["rows"]} >= {"real frame", "real crops"} and report["passed"]
+
+
+def test_decoder_is_exported_as_conv_plus_depth_to_space_by_default(trained_run):
+    decoder = onnx.load(trained_run / "decoder.onnx")
+    ops = {n.op_type for n in decoder.graph.node}
+    assert "DepthToSpace" in ops and "ConvTranspose" not in ops
+    assert {p.key: p.value for p in decoder.metadata_props}["edgeae.decoder_form"] == "depth_to_space"
+
+
+def test_conv_transpose_decoder_form_is_still_available(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    report = export_onnx(run, ExportConfig(parity_shapes=((1, 32, 32),), decoder_form="conv_transpose"), progress=False)
+    assert report["passed"] and "ConvTranspose" in {n.op_type for n in onnx.load(run / "decoder.onnx").graph.node}

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from edgeae.errors import EdgeAEError
-from edgeae.export.quantize import QuantizeConfig, conv_from_deconv, depth_to_space_decoder, quantize_run
+from edgeae.export.quantize import QuantizeConfig, quantize_run
 from edgeae.export.tensorrt_build import BuildConfig, build_run
 from edgeae.training.model import Autoencoder, ModelConfig
 
@@ -24,21 +24,6 @@ def int8_run(trained_run, tmp_path_factory):
     shutil.copytree(trained_run, run)
     quantize_run(run, QuantizeConfig(**SMALL), progress=False)
     return run
-
-
-def test_conv_plus_pixel_shuffle_equals_conv_transpose():
-    torch.manual_seed(0)
-    deconv = nn.ConvTranspose2d(5, 7, kernel_size=4, stride=2, padding=1)
-    x = torch.randn(2, 5, 6, 9)
-    with torch.no_grad():
-        assert (nn.PixelShuffle(2)(conv_from_deconv(deconv)(x)) - deconv(x)).abs().max() <= 1e-6
-
-
-def test_rewritten_decoder_equals_the_trained_decoder():
-    model = Autoencoder(ModelConfig.named("seed")).eval()
-    z = torch.rand(1, 96, 5, 7) * 10
-    with torch.no_grad():
-        assert (depth_to_space_decoder(model.decoder)(z) - model.decoder(z)).abs().max() <= 1e-5
 
 
 def test_int8_onnx_files_are_qdq_with_int8_weights_and_float_bias(int8_run):

@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from edgeae.errors import EdgeAEError
-from edgeae.training.model import Autoencoder, ModelConfig, load_state
+from torch import nn
+
+from edgeae.training.model import Autoencoder, ModelConfig, conv_from_deconv, depth_to_space_decoder, load_state
 
 
 def test_seed_architecture_is_exactly_the_reference():
@@ -39,3 +41,18 @@ def test_checkpoint_from_another_architecture_is_a_clear_error():
     wide_state = Autoencoder(ModelConfig.named("wide")).state_dict()
     with pytest.raises(EdgeAEError, match="does not fit architecture seed"):
         load_state(Autoencoder(), wide_state, "wide.pt")
+
+
+def test_conv_plus_pixel_shuffle_equals_conv_transpose():
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(5, 7, kernel_size=4, stride=2, padding=1)
+    x = torch.randn(2, 5, 6, 9)
+    with torch.no_grad():
+        assert (nn.PixelShuffle(2)(conv_from_deconv(deconv)(x)) - deconv(x)).abs().max() <= 1e-6
+
+
+def test_rewritten_decoder_equals_the_trained_decoder():
+    model = Autoencoder(ModelConfig.named("seed")).eval()
+    z = torch.rand(1, 96, 5, 7) * 10
+    with torch.no_grad():
+        assert (depth_to_space_decoder(model.decoder)(z) - model.decoder(z)).abs().max() <= 1e-5
