@@ -44,8 +44,11 @@ class OnnxRuntimeBackend(Backend):
         # while the decoder runs and steal its cores (768x576 on 2 cores: 46.7 ms spinning vs 35.5 ms not).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
+        providers = providers or default_providers()
+        if "CUDAExecutionProvider" in providers and hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # onnxruntime-gpu ≥ 1.21 finds CUDA/cuDNN from pip's nvidia-* packages this way
         try:
-            session = ort.InferenceSession(str(path), options, providers=providers or default_providers())
+            session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf types
             detail = str(e).strip().splitlines()[0][:160]
             raise EdgeAEError(f"{path} is not a loadable ONNX model ({detail}); re-export it with 'edgeae export RUN'") from None
