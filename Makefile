@@ -2,6 +2,7 @@
 PYTHON     ?= python3
 VENV       ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 TRT_EXTRA  ?= tensorrt-rtx
 DATA       ?= data/opencv
 RUN        ?= runs/demo
@@ -35,7 +36,7 @@ help:
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[train,dev]"
 	$(if $(TRT_EXTRA),$(PY) -m pip install -q -e ".[$(TRT_EXTRA)]")
 	touch $@
