@@ -130,7 +130,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                         top_k=args.top_k, consecutive=args.consecutive,
                         reference="" if args.no_reference else AnomalyConfig.reference)
     options = {"threads": args.threads} if args.threads else {}
-    result = calibrate_run(args.run, args.data, cfg, limit=args.frames, backend=args.backend, **options)
+    result = calibrate_run(args.run, args.data, cfg, limit=args.frames, backend=args.backend,
+                           precision=args.precision, **options)
     print(f"wrote {args.run}/anomaly.json: threshold {result.threshold:.6g} from {result.frames} frames "
           f"(scores mean {result.score_mean:.6g}, max {result.score_max:.6g})")
     return 0
@@ -157,7 +158,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from edgeae.runtime.tasks.compress import CompressConfig, compress
 
     cfg = CompressConfig(source=args.source, out=args.out, model=args.model, bits=args.bits, backend=args.backend,
-                         precision=args.precision or "", batch_size=args.batch_size, limit=args.limit or 0,
+                         precision=args.precision, batch_size=args.batch_size, limit=args.limit or 0,
                          measure=not args.no_quality)
     s = compress(cfg)
     quality = f"PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.4f}" if s["psnr"] is not None else "quality not measured"
@@ -170,7 +171,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     from edgeae.runtime.tasks.compress import DecompressConfig, decompress
 
     cfg = DecompressConfig(source=args.source, out=args.out, model=args.model, backend=args.backend,
-                           precision=args.precision or "", batch_size=args.batch_size)
+                           precision=args.precision, batch_size=args.batch_size)
     result = decompress(cfg)
     for line in result["problems"]:
         print(f"edgeae decompress: warning: {line}", file=sys.stderr)
@@ -183,7 +184,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
 
     cfg = AugmentConfig(run=args.run, data=args.data, out=args.out, n=args.n, samples=args.samples,
                         noise=args.noise, mode=args.mode, seed=args.seed, backend=args.backend,
-                        precision=args.precision or "")
+                        precision=args.precision)
     result = augment(cfg)
     print(f"wrote {result['images']} images and {result['contact_sheet']} to {args.out}")
     return 0
@@ -194,6 +195,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     print(report(probe_cameras=not args.no_cameras))
     return 0
+
+
+def _add_backend_options(p: argparse.ArgumentParser) -> None:
+    """--backend and --precision, the same for every verb that runs the model."""
+    from edgeae.runtime.backends import BACKENDS
+
+    p.add_argument("--backend", default="onnxruntime", choices=[*BACKENDS, "auto"],
+                   help="onnxruntime (default), tensorrt, opencv-dnn, or auto (TensorRT where it can run)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
+                   help="which exported files the backend runs (fp16/int8 after 'edgeae build')")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -250,8 +261,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder with encoder.onnx and decoder.onnx")
     p.add_argument("source", help="image, video (first frame), image folder, or 'synthetic'")
     p.add_argument("--out", default="demo/side_by_side.png")
-    p.add_argument("--backend", default="onnxruntime", help="onnxruntime, tensorrt or auto")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    _add_backend_options(p)
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("bench", help="latency and parity of every backend this device can run (torch-free)")
@@ -282,7 +292,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=64, help="frame score = mean of the top-k reduced-map pixels")
     p.add_argument("--consecutive", type=int, default=3, help="anomalous frames in a row before an alarm")
     p.add_argument("--no-reference", action="store_true", help="no per-location reference map (moving cameras)")
-    p.add_argument("--backend", default="onnxruntime")
+    _add_backend_options(p)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its default)")
     p.set_defaults(func=cmd_calibrate)
 
@@ -291,8 +301,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="anomaly", choices=["anomaly", "denoise", "reconstruct"])
     p.add_argument("--source", action="append", metavar="SRC",
                    help="camera index, video, image folder, rtsp:// or http:// URL, GStreamer pipeline; repeatable")
-    p.add_argument("--backend", default="onnxruntime", help="onnxruntime (default), tensorrt, auto")
-    p.add_argument("--precision", default="fp32", help="fp32 (default), fp16, int8 where the backend has them")
+    _add_backend_options(p)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its default)")
     p.add_argument("--out-video", help="annotated Motion-JPEG .avi (one per source: NAME_i.avi)")
     p.add_argument("--out-frames", help="folder for one JPEG per frame")
@@ -312,8 +321,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="compress at most this many frames")
     p.add_argument("--no-quality", action="store_true", help="skip decoding for PSNR/SSIM: runs the encoder only")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--backend", default="onnxruntime")
-    p.add_argument("--precision", help="passed to the backend (e.g. fp16); default: the backend's own")
+    _add_backend_options(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode an .eae bitstream to an image, image folder or video")
@@ -321,8 +329,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("out", help=".png/.jpg for one frame, .avi/.mp4 for a video, otherwise a folder of PNGs")
     p.add_argument("--model", required=True, help="the run folder that compressed it (checked by sha256)")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--backend", default="onnxruntime")
-    p.add_argument("--precision", help="passed to the backend (e.g. fp16); default: the backend's own")
+    _add_backend_options(p)
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("augment", help="new images from perturbed and interpolated latents of real samples")
@@ -334,8 +341,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=0.5, help="perturbation σ in units of each channel's latent std")
     p.add_argument("--mode", default="both", choices=["both", "perturb", "interpolate"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="onnxruntime")
-    p.add_argument("--precision", help="passed to the backend (e.g. fp16); default: the backend's own")
+    _add_backend_options(p)
     p.set_defaults(func=cmd_augment)
 
     p = sub.add_parser("doctor", help="what this machine has: torch, ONNX Runtime providers, TensorRT, GPU, cameras")

@@ -235,9 +235,7 @@ def load_model(cfg: RunConfig):
     from edgeae.runtime.autoencoder import Autoencoder
 
     options = {"threads": cfg.threads} if cfg.threads else {}
-    if cfg.precision != "fp32":
-        options["precision"] = cfg.precision
-    return Autoencoder.load(cfg.run, backend=cfg.backend, **options)
+    return Autoencoder.load(cfg.run, backend=cfg.backend, precision=cfg.precision, **options)
 
 
 def open_sources(cfg: RunConfig) -> list:

@@ -18,8 +18,9 @@ from tqdm import tqdm
 
 from edgeae.config import atomic_write_json, to_dict
 from edgeae.errors import EdgeAEError
+from edgeae.runtime.autoencoder import Autoencoder
 from edgeae.runtime.sources import iter_frames
-from edgeae.runtime.tasks.compress import load_model, probe_source
+from edgeae.runtime.tasks.compress import probe_source
 from edgeae.runtime.visualise import write_image
 
 DECODE_BATCH = 8
@@ -36,7 +37,7 @@ class AugmentConfig:
     mode: Literal["both", "perturb", "interpolate"] = "both"
     seed: int = 0
     backend: str = "onnxruntime"
-    precision: str = ""
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def augment(cfg: AugmentConfig) -> dict:
     real = load_samples(cfg.data, cfg.samples)
     recipes = plan(cfg.n, len(real), cfg.mode, rng)
     out = Path(cfg.out)
-    with load_model(cfg.run, cfg.backend, cfg.precision) as ae:
+    with Autoencoder.load(cfg.run, backend=cfg.backend, precision=cfg.precision) as ae:
         latent, size = ae.encode(real)
         new = make_latents(latent, recipes, cfg.noise, rng)
         images = [img for s in tqdm(range(0, len(new), DECODE_BATCH), unit="batch", desc="augment")

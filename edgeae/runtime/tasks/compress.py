@@ -149,15 +149,10 @@ class CompressConfig:
     model: str
     bits: int = 8
     backend: str = "onnxruntime"
-    precision: str = ""  # "" = the backend's default
+    precision: str = "fp32"
     batch_size: int = 4
     limit: int = 0  # 0 = every frame
     measure: bool = True  # decode as well, to report PSNR and SSIM
-
-
-def load_model(model: str, backend: str, precision: str) -> Autoencoder:
-    options = {"precision": precision} if precision else {}
-    return Autoencoder.load(model, backend=backend, **options)
 
 
 def probe_source(source: str) -> tuple[float, int | None]:
@@ -184,7 +179,7 @@ def compress(cfg: CompressConfig) -> dict:
     frames = iter_frames(cfg.source, limit=limit)
     first = to_bgr(next(frames))
     ident = model_id(cfg.model)
-    with load_model(cfg.model, cfg.backend, cfg.precision) as ae:
+    with Autoencoder.load(cfg.model, backend=cfg.backend, precision=cfg.precision) as ae:
         compressor = FrameCompressor(ae, stream_header(ae, first.shape[:2], cfg.bits, ident, fps), cfg.measure)
         tally = compressor.tally
         total = min(total, limit) if total and limit else (total or limit)
@@ -205,7 +200,7 @@ class DecompressConfig:
     out: str
     model: str
     backend: str = "onnxruntime"
-    precision: str = ""
+    precision: str = "fp32"
     batch_size: int = 4
 
 
@@ -228,7 +223,7 @@ def decompress(cfg: DecompressConfig) -> dict:
     report = reader.report
     if not records:
         raise EdgeAEError(f"{cfg.source} holds no intact frame ({'; '.join(report.lines()) or 'no records'})")
-    with load_model(cfg.model, cfg.backend, cfg.precision) as ae, open_sink(cfg.out, reader.header, len(records)) as sink:
+    with Autoencoder.load(cfg.model, backend=cfg.backend, precision=cfg.precision) as ae, open_sink(cfg.out, reader.header, len(records)) as sink:
         for start in tqdm(range(0, len(records), cfg.batch_size), unit="batch", desc="decompress"):
             chunk = records[start:start + cfg.batch_size]
             for (seq, _), frame in zip(chunk, decompress_payloads(ae, reader.header, [p for _, p in chunk])):
