@@ -18,13 +18,15 @@ PY         := $(VENV)/bin/python
 EDGEAE     := $(PY) -m edgeae.cli
 FOOTAGE    := $(DATA)/vtest.avi
 
-.PHONY: install test data train export engines demo side-by-side bench bench-gpu deploy clean help calibrate anomaly bench-pipeline compress augment
+.PHONY: data-photos models install test data train export engines demo side-by-side bench bench-gpu deploy clean help calibrate anomaly bench-pipeline compress augment
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make install   create $(VENV): $(TORCH_SPEC), then edgeae[train,dev] (override TORCH_SPEC for CUDA builds)"
 	@echo "make test      run the test suite"
 	@echo "make data      fetch OpenCV's sample footage into $(DATA)"
+	@echo "make data-photos  real photos for the denoiser into $(PHOTOS)/train and $(PHOTOS)/heldout"
+	@echo "make models    rebuild models/denoiser (the shipped blind denoiser) from its recipe, ~40 min on 2 cores"
 	@echo "make demo      data → train → export → parity → side-by-side reconstruction PNG"
 	@echo "make deploy    bundle $(RUN) for TARGET=jetson|gpu|cpu into dist/ (HOST=user@device installs it over ssh)"
 	@echo "make train / export / engines / bench / bench-gpu / deploy / clean   (make train NPROC=2: DDP)"
@@ -49,6 +51,29 @@ test: install
 data: install
 	PYTHON=$(PY) bash scripts/fetch_data.sh $(DATA)
 
+# Real photos (Debian wallpaper packages + opencv-doc) for the denoiser: $(PHOTOS)/train and $(PHOTOS)/heldout,
+# a fixed split (scripts/fetch_photos.sh).
+PHOTOS ?= data/photos
+data-photos: install
+	test -f $(DATA)/baboon.jpg || $(MAKE) --no-print-directory data
+	PYTHON=$(PY) bash scripts/fetch_photos.sh $(PHOTOS) $(DATA)
+
+# models/denoiser, rebuilt from its recipe (seeded): train on $(PHOTOS)/train, export, int8 Q/DQ; the run folder's
+# weights, ONNX files, configs and reports replace the committed ones (MODEL.md stays). About 25 min on 2 cores.
+DENOISER     ?= models/denoiser
+DENOISER_RUN ?= runs/denoiser
+models: data-photos
+	rm -rf $(DENOISER_RUN)
+	$(EDGEAE) train --data $(PHOTOS)/train --task denoise --noise gaussian-blind --noise-level 55 --arch denoiser \
+	  --crop-size 64 --batch-size 16 --samples-per-epoch 2400 --epochs 40 --val-samples 256 --lr 5e-4 \
+	  --lr-schedule cosine --grad-clip 1 --seed 0 --device cpu --out $(DENOISER_RUN)
+	$(EDGEAE) export $(DENOISER_RUN) --real-frames $(PHOTOS)/train
+	$(PY) -c "from edgeae.export.quantize import QuantizeConfig, quantize_run; \
+	  quantize_run('$(DENOISER_RUN)', QuantizeConfig(calib_data='$(PHOTOS)/train', calib_frames=16, latency_shape=(1, 512, 512)))"
+	mkdir -p $(DENOISER)
+	cd $(DENOISER_RUN) && cp config.json best.pt metrics.json loss.png encoder.onnx decoder.onnx encoder.int8.onnx \
+	  decoder.int8.onnx export_config.json export_report.json quantize_config.json $(abspath $(DENOISER))/
+
 # Train on the real footage when it is there, on synthetic scenes otherwise.
 train: install
 	$(EDGEAE) train --data $(if $(wildcard $(FOOTAGE)),$(FOOTAGE),synthetic) --epochs $(EPOCHS) --out $(RUN) \
@@ -62,6 +87,8 @@ engines: install
 	$(EDGEAE) build $(RUN) --precision fp32
 	$(EDGEAE) build $(RUN) --precision fp16
 	$(EDGEAE) build $(RUN) --precision int8
+	@# Tune the CPU runtime on this machine (RUN/tuning.json): ONNX Runtime, and OpenVINO's forms when it is installed.
+	$(EDGEAE) build $(RUN) --backend $$($(PY) -c "import openvino" 2>/dev/null && echo openvino || echo onnxruntime)
 
 demo: install
 	-$(MAKE) --no-print-directory data

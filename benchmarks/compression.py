@@ -3,21 +3,25 @@
 The autoencoder's rate is what edgeae's own latent codec writes per frame (runtime/latent_codec.py:
 per-channel uniform quantiser at 2–8 bits, left-neighbour delta, Zstandard), the .eae container's
 small header and record framing left out (as JPEG/WebP file headers are counted, this slightly
-favours the autoencoder).
+favours the autoencoder). Points, JPEG/WebP curves and BD-rate come from edgeae/runtime/evaluate.py, as
+`edgeae eval --task compress` reports them; the frames are saved to RUNS/bench-data/compress for it (its
+autoencoder rate counts the .eae container too: a few hundred bytes over all frames).
 """
 
 from __future__ import annotations
 
-import cv2
+import shutil
+from pathlib import Path
+
 import numpy as np
 
 from benchmarks.context import Context
-from benchmarks.metrics import psnr, ssim
 from edgeae.runtime import Autoencoder
+from edgeae.runtime.evaluate import EvalConfig, bd_rates, opencv_curve, rd_point
 from edgeae.runtime.latent_codec import LatentCodec
+from edgeae.runtime.visualise import write_image
 
-LATENT_BITS = (2, 3, 4, 5, 6, 8)
-QUALITIES = (5, 10, 20, 30, 50, 70, 85, 95)
+LATENT_BITS, QUALITIES = EvalConfig.bits, EvalConfig.qualities  # `edgeae eval --task compress`'s defaults
 RATE_METHOD = ("edgeae latent codec (per-channel uniform quantiser, delta, Zstandard) at 2-8 bits per symbol; "
                "payload bytes per frame, container header left out")
 
@@ -28,29 +32,13 @@ def latent_rate(latent: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
     return quantised.dequantise()[None], len(payload)
 
 
-def _point(frames: list[np.ndarray], decoded: list[np.ndarray], nbytes: list[int], **extra) -> dict:
-    pixels = sum(f.shape[0] * f.shape[1] for f in frames)
-    return {**extra, "bpp": 8 * sum(nbytes) / pixels,
-            "psnr_db": float(np.mean([psnr(f, d) for f, d in zip(frames, decoded)])),
-            "ssim": float(np.mean([ssim(f, d) for f, d in zip(frames, decoded)]))}
-
-
 def autoencoder_curve(ae: Autoencoder, frames: list[np.ndarray]) -> list[dict]:
     encoded = [ae.encode([f]) for f in frames]
     points = []
     for bits in LATENT_BITS:
         coded = [(latent_rate(z, bits), size) for z, size in encoded]
         decoded = [ae.decode(z, size)[0] for (z, _), size in coded]
-        points.append(_point(frames, decoded, [n for (_, n), _ in coded], bits=bits))
-    return points
-
-
-def opencv_curve(ext: str, flag: int, frames: list[np.ndarray]) -> list[dict]:
-    points = []
-    for quality in QUALITIES:
-        buffers = [cv2.imencode(ext, f, [flag, quality])[1] for f in frames]
-        decoded = [cv2.imdecode(b, cv2.IMREAD_COLOR) for b in buffers]
-        points.append(_point(frames, decoded, [len(b) for b in buffers], quality=quality))
+        points.append(rd_point(frames, decoded, sum(n for (_, n), _ in coded), bits=bits))
     return points
 
 
@@ -69,11 +57,16 @@ def at_matched_bpp(points: list[dict], reference: list[dict], key: str) -> list[
 
 def compression(ctx: Context) -> dict:
     frames = ctx.pick(ctx.heldout_frames, 2 if ctx.cfg.quick else 6)
+    data = Path(ctx.cfg.runs_dir) / "bench-data" / "compress"
+    shutil.rmtree(data, ignore_errors=True)  # the bench's own folder: last run's frames
+    for i, frame in enumerate(frames):
+        write_image(data / f"{i:03d}.png", frame)
     with Autoencoder.load(ctx.runs["seed"], threads=ctx.threads) as ae:
         curves = {"autoencoder seed": autoencoder_curve(ae, frames)}
-    curves["JPEG (OpenCV)"] = opencv_curve(".jpg", cv2.IMWRITE_JPEG_QUALITY, frames)
-    curves["WebP (OpenCV)"] = opencv_curve(".webp", cv2.IMWRITE_WEBP_QUALITY, frames)
+    curves["JPEG (OpenCV)"] = opencv_curve(frames, "JPEG", QUALITIES)
+    curves["WebP (OpenCV)"] = opencv_curve(frames, "WebP", QUALITIES)
     matched = {f"{codec} {key}": at_matched_bpp(curves["autoencoder seed"], curves[codec], key)
                for codec in ("JPEG (OpenCV)", "WebP (OpenCV)") for key in ("psnr_db", "ssim")}
     return {"frames": len(frames), "frame_size": list(frames[0].shape[:2]), "rate_method": RATE_METHOD,
-            "curves": curves, "matched_bpp": matched}
+            "curves": curves, "matched_bpp": matched, "bd_rate_psnr": bd_rates(curves, test="autoencoder seed"),
+            "eval_command": f"edgeae eval {ctx.runs['seed']} --task compress --data {data}"}

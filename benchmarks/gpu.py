@@ -2,7 +2,7 @@
 
     python -m benchmarks.gpu --run runs/bench-seed [--ort-dir .ortgpu] [--name bench-h100]
 
-Timing follows shared/GPU.md: warm up, then many runs timed with CUDA events (PyTorch) or a
+Timing: warm up, then many runs timed with CUDA events (PyTorch) or a
 synchronised clock (ONNX Runtime), median/p90/p99, everything measured in one process on the same
 inputs, ratios against PyTorch eager. Writes reports/NAME.json and reports/NAME.md. On a machine
 without a CUDA GPU it exits with one line and code 2.
@@ -36,7 +36,7 @@ def cuda_torch():
 
     if not torch.cuda.is_available():
         raise EdgeAEError(f"no CUDA GPU visible to torch {torch.__version__}; run 'make bench-gpu' on the GPU machine "
-                          "with a CUDA build of torch (see shared/GPU.md)")
+                          "with a CUDA build of torch (README, 'Set up and try it': make install TORCH_INDEX=…)")
     return torch
 
 

@@ -1,11 +1,15 @@
-"""Latency: PyTorch eager and torch.compile as references, then every runtime backend, same inputs."""
+"""Latency: PyTorch eager and torch.compile as references, then every runtime backend and the tuned default
+(`Autoencoder.load(RUN)`: what RUN/tuning.json picked on this machine), same inputs; and every candidate the
+tuner tried, re-timed at each frame size in interleaved rounds, so the pick can be checked against the best."""
 
 from __future__ import annotations
 
 import torch
 
 from benchmarks.context import Context
-from edgeae.runtime.benchmark import full_model, latency_shapes, open_variants, random_input, time_call
+from edgeae.runtime.autoencoder import Autoencoder
+from edgeae.runtime.benchmark import TUNED, full_model, latency_shapes, open_tuned, open_variants, random_input, time_call
+from edgeae.runtime.tuning import Candidate, interleaved_medians, read_sidecar, shape_key
 from edgeae.training.train import load_model
 
 EAGER = "pytorch eager"
@@ -49,6 +53,8 @@ def latency(ctx: Context) -> dict:
     else:
         results[COMPILED] = {"rows": _compiled_rows(model, shapes, ctx)}
     loaded, skipped = open_variants(run, ctx.threads)
+    loaded[TUNED], _ = open_tuned(run)  # its own tuned threads, not ctx.threads
+    tuned_form = loaded[TUNED].describe()
     for label, ae in loaded.items():
         results[label] = {"rows": [time_call(full_model(ae, random_input(s)), **_timing(ctx)) for s in shapes]}
         ae.close()
@@ -59,4 +65,33 @@ def latency(ctx: Context) -> dict:
             row.update(shape=list(shape), items_per_s=shape[0] * 1000 / row["p50_ms"],
                        speedup_vs_eager=ref["p50_ms"] / row["p50_ms"])
     return {"model": "full (encoder + decoder), float32 NCHW in and out", "threads": ctx.threads,
-            "shapes": [list(s) for s in shapes], "backends": results}
+            "shapes": [list(s) for s in shapes], "backends": results, "tuned": tuned_form,
+            "candidates": candidate_latency(run, [s for s in shapes if s[2] > 32], ctx)}
+
+
+def candidate_latency(run, shapes: list[tuple], ctx: Context) -> dict:
+    """Every candidate in RUN/tuning.json at each frame shape: interleaved medians (ms) in one set of rounds, so
+    the tuned pick is compared with the best it tried under the same conditions."""
+    sidecar, reason = read_sidecar(run)
+    if sidecar is None:
+        return {"skipped": reason}
+    entries = {e["label"]: e for stage in sidecar["stages"] for e in stage["candidates"]}
+    loaded, skipped = {}, {}
+    for label, entry in entries.items():
+        try:
+            loaded[label] = Autoencoder.load(run, form=Candidate.from_dict(entry))
+        except Exception as e:  # a backend that loaded at tuning time and not now is reported, not fatal
+            skipped[label] = str(e)
+    rounds = 3 if ctx.cfg.quick else 7
+    ms: dict[str, dict[str, float]] = {label: {} for label in loaded}
+    try:
+        for shape in shapes:
+            x = random_input(shape)
+            medians = interleaved_medians({k: (lambda ae=ae: ae.reconstruct_batch(x)) for k, ae in loaded.items()}, rounds)
+            for label, value in medians.items():
+                ms[label][shape_key(shape)] = value
+    finally:
+        for ae in loaded.values():
+            ae.close()
+    return {"shapes": [list(s) for s in shapes], "rounds": rounds, "tuned": sidecar["winner"]["label"],
+            "ms": ms, "unavailable": skipped}

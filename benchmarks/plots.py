@@ -45,6 +45,13 @@ def latency_bars(latency: dict, path: Path) -> Path:
 
 
 def rate_distortion(compression: dict, path: Path) -> Path:
+    return _save(rate_distortion_figure(compression), path)
+
+
+def rate_distortion_figure(compression: dict):
+    """PSNR and SSIM against bits per pixel (log axis), one line per codec."""
+    from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for codec, points in compression["curves"].items():
@@ -53,10 +60,15 @@ def rate_distortion(compression: dict, path: Path) -> Path:
             ax.plot([p["bpp"] for p in points], [p[key] for p in points], "o-", label=codec)
     for ax, label in zip(axes, ("PSNR, dB", "SSIM")):
         ax.set(xlabel="bits per pixel", ylabel=label, xscale="log")
+        # Plain numbers at 1-2-5 steps: matplotlib's default labels every minor tick of a short log range
+        # as "2×10⁻¹", and they overlap.
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("rate–distortion on held-out frames")
-    return _save(fig, path)
+    return fig
 
 
 def _heat(score: np.ndarray) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from pathlib import Path
@@ -102,9 +101,42 @@ def md_latency(latency: dict) -> list[str]:
     detail = [[k, _shape(r["shape"]), _f(r["p50_ms"], 3), _f(r["p90_ms"], 3), _f(r["p99_ms"], 3), _f(r["items_per_s"], 1),
                r["reps"]] for k, v in measured.items() for r in v["rows"]]
     skipped = [_skipped(k, v) for k, v in latency["backends"].items() if "skipped" in v]
-    return lines + [f"{latency['threads']} threads; speed-up = PyTorch eager p50 / backend p50.", ""] + _table(header, rows) + \
-        skipped + ["", "<details><summary>p50 / p90 / p99 and throughput</summary>", ""] + \
-        _table(["backend", "input", "p50 ms", "p90 ms", "p99 ms", "items/s", "reps"], detail) + ["</details>", ""]
+    tuned = f" *tuned default*: {latency['tuned']}." if latency.get("tuned") else ""
+    return lines + [f"{latency['threads']} threads; speed-up = PyTorch eager p50 / backend p50.{tuned}", ""] + \
+        _table(header, rows) + skipped + ["", "<details><summary>p50 / p90 / p99 and throughput</summary>", ""] + \
+        _table(["backend", "input", "p50 ms", "p90 ms", "p99 ms", "items/s", "reps"], detail) + ["</details>", ""] + \
+        md_candidates(latency.get("candidates", {}))
+
+
+def md_candidates(candidates: dict) -> list[str]:
+    """Every candidate the tuner tried, re-timed at each frame size in one set of interleaved rounds."""
+    lines = ["### Every tuner candidate at frame sizes", ""]
+    if "skipped" in candidates or not candidates.get("ms"):
+        return lines + [_skipped("candidates", candidates if "skipped" in candidates else {"skipped": "none timed"}), ""]
+    shapes = ["x".join(map(str, s)) for s in candidates["shapes"]]
+    best = {s: min(v[s] for v in candidates["ms"].values()) for s in shapes}
+    rows = [[("**" + label + "** (tuned pick)") if label == candidates["tuned"] else label]
+            + [f"{ms[s]:.2f}" + (" (best)" if ms[s] == best[s] else f" (+{100 * (ms[s] / best[s] - 1):.0f} %)") for s in shapes]
+            for label, ms in sorted(candidates["ms"].items(), key=lambda kv: sum(kv[1].values()))]
+    unavailable = [f"- {k}: {v}" for k, v in candidates.get("unavailable", {}).items()]
+    return lines + [f"Median ms of {candidates['rounds']} interleaved rounds per size; + % behind the fastest.", ""] + \
+        _table(["candidate"] + [f"{s} ms" for s in shapes], rows) + unavailable + [""]
+
+
+def md_tuning(tuning: dict) -> list[str]:
+    """What the tuner picked for each model on this machine, why int8 was (not) picked, every stage's timings."""
+    lines = ["## Tuning on this machine (`edgeae build RUN --backend onnxruntime`, RUN/tuning.json)", ""]
+    for run, t in tuning.items():
+        shapes = ["x".join(map(str, s)) for s in t["shapes"]]
+        lines += [f"**{run}**: picked `{t['winner']['label']}`, {t['speedup_vs_baseline']:.2f}× the untuned default "
+                  f"(`{t['baseline']}`) in {t['seconds']} s. int8 {'picked' if t['int8']['picked'] else 'not picked'}: "
+                  f"{t['int8']['reason']}.", ""]
+        rows = [[stage["stage"], stage["rounds"], e["label"]] + [_f(e["ms"][s]) for s in shapes]
+                for stage in t["stages"] for e in stage["candidates"]]
+        lines += ["<details><summary>every candidate, median ms</summary>", ""] + \
+            _table(["stage", "rounds", "candidate"] + [f"{s} ms" for s in shapes], rows) + ["</details>", ""]
+        lines += [f"- {k}: {v}" for k, v in t.get("unavailable", {}).items()]
+    return lines
 
 
 def md_pipeline(pipeline: dict) -> list[str]:
@@ -113,7 +145,8 @@ def md_pipeline(pipeline: dict) -> list[str]:
         return lines + [_skipped("pipeline", pipeline), ""]
     rows = [[task, r["frames"], _f(r["fps"], 1)] + [_f(r["ms_per_frame"][s], 2) for s in pipeline["stages"]]
             for task, r in pipeline["tasks"].items()]
-    return lines + [f"{pipeline['backend']}; {pipeline['implementation']}.", ""] + \
+    model = f" Model form: {pipeline['model']}." if pipeline.get("model") else ""
+    return lines + [f"{pipeline['backend']}; {pipeline['implementation']}.{model}", ""] + \
         _table(["task", "frames", "FPS"] + [f"{s} ms" for s in pipeline["stages"]], rows)
 
 
@@ -123,8 +156,11 @@ def md_denoise(denoise: dict) -> list[str]:
         return lines + [_skipped("denoise", denoise), ""]
     rows = [[r["sigma"], r["method"], _f(r["psnr_db"]), _f(r["ssim"], 3), _f(r["ms_per_frame"], 1)] for r in denoise["rows"]]
     size = "×".join(map(str, denoise["frame_size"][::-1]))
+    from benchmarks.denoise import photos_markdown
+
     return lines + [f"{denoise['frames']} frames of {size}; {denoise['note']}.", ""] + \
-        _table(["σ", "method", "PSNR dB", "SSIM", "ms/frame"], rows)
+        _table(["σ", "method", "PSNR dB", "SSIM", "ms/frame"], rows) + \
+        (photos_markdown(denoise["photos"]) if "photos" in denoise else [])
 
 
 def md_anomaly(anomaly: dict) -> list[str]:
@@ -158,33 +194,39 @@ def md_compression(compression: dict) -> list[str]:
 def markdown(report: dict) -> str:
     m, s = report["machine"], report["sections"]
     lines = ["# edgeae benchmark", "",
-             f"{m['date']} on {m['cpu']} ({m['cores_usable']} usable cores, {m['threads']} threads), {m['os']}; "
+             f"{m['date']} on {m.get('cpu_summary', m['cpu'])} ({m['cores_usable']} usable cores, {m['threads']} threads), {m['os']}; "
              f"Python {m['python']}, torch {m['torch']}, onnxruntime {m['onnxruntime']}, OpenCV {m['opencv']}, "
              f"edgeae {m['edgeae']} ({m['git_commit']}). "
              + ("**Quick mode: one tiny, barely trained model stands in for every role; the numbers check the "
                 "machinery only.** " if report['config']['quick'] else "")
              + f"Models: {', '.join(f'{k} = {v}' for k, v in report['runs'].items())}. "
              f"Training {report['train_seconds']} s, total {report['total_seconds']} s.", ""]
-    lines += md_targets(report["targets"]) + md_parity(s["parity"]) + md_latency(s["latency"]) + md_pipeline(s["pipeline"])
+    lines += [DIFFERS_BY_CPU, ""]
+    lines += md_targets(report["targets"]) + md_tuning(report.get("tuning", {})) + md_parity(s["parity"])
+    lines += md_latency(s["latency"]) + md_pipeline(s["pipeline"])
     lines += md_denoise(s["denoise"]) + md_anomaly(s["anomaly"]) + md_compression(s["compression"])
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in report.get("plots", [])] + [""]
     return "\n".join(lines)
 
 
+DIFFERS_BY_CPU = ("Results differ by CPU: which decoder form, session layout, thread count and precision is fastest "
+                  "changes with the CPU's ISA (AVX2, AVX-512, VNNI, AMX), so edgeae tunes on each device "
+                  "(`edgeae build RUN --backend onnxruntime`, run by `make engines` and the deploy bundle's install.sh) "
+                  "and these tables are for the CPU named above only.")
 README_BEGIN, README_END = "<!-- bench:begin (written by make bench) -->", "<!-- bench:end -->"
 
 
 def readme_block(report: dict, command: str) -> str:
     """The README's benchmark summary: the same tables as bench.md, less the long ones."""
     m, s = report["machine"], report["sections"]
-    lines = [README_BEGIN, f"`{command}` — {m['date']}, {m['cpu']}, {m['threads']} threads, edgeae {m['git_commit']}, "
-             f"{report['total_seconds']:.0f} s in all. Every number: [reports/bench.md](reports/bench.md), "
-             "[reports/bench.json](reports/bench.json).", ""]
-    lines += md_targets(report["targets"]) + md_latency(s["latency"]) + md_pipeline(s["pipeline"])
+    lines = [README_BEGIN, f"`{command}` — {m['date']}, made on {m.get('cpu_summary', m['cpu'])}, {m['threads']} threads, "
+             f"edgeae {m['git_commit']}, {report['total_seconds']:.0f} s in all. Every number: "
+             "[reports/bench.md](reports/bench.md), [reports/bench.json](reports/bench.json).", "", DIFFERS_BY_CPU, ""]
+    lines += md_targets(report["targets"]) + md_tuning(report.get("tuning", {})) + md_latency(s["latency"]) + md_pipeline(s["pipeline"])
     lines += md_denoise(s["denoise"]) + md_anomaly(s["anomaly"])
     lines += [f"![{p}](reports/{p})" for p in report.get("plots", [])] + ["", README_END]
     # Inside the README's "## Benchmarks" section the tables' headings sit one level lower.
-    return "\n".join("#" + line if line.startswith("## ") else line for line in lines)
+    return "\n".join("#" + line if line.startswith(("## ", "### ")) else line for line in lines)
 
 
 def update_readme(path: Path, report: dict, command: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import platform
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from benchmarks.models import BenchConfig, ensure_runs
 from edgeae.config import to_dict
 from edgeae.errors import EdgeAEError
 from edgeae.runtime.benchmark import machine_threads, pin_threads
+from edgeae.runtime.tuning import TuneConfig, cpu_info, tune
 
 
 def sections() -> dict[str, Callable[[Context], dict]]:
@@ -45,21 +45,27 @@ def machine(threads: int) -> dict:
 
     import edgeae
 
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_info()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "host": platform.node(), "cpu": cpu, "cores_usable": machine_threads(), "threads": threads,
+            "host": platform.node(), "cpu": cpu.model, "isa": list(cpu.isa), "cpu_summary": cpu.describe(),
+            "int8_fast_path": cpu.int8_fast_path, "cores_usable": machine_threads(), "threads": threads,
             "os": platform.platform(), "python": platform.python_version(), "edgeae": edgeae.__version__,
             "git_commit": commit, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
             "opencv": cv2.__version__, "numpy": numpy.__version__}
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
+def tune_runs(cfg: BenchConfig, runs: dict[str, Path]) -> dict:
+    """Tune every model the sections run (RUN/tuning.json) on this machine, in this run: the tuned default they
+    load is then the one measured beside PyTorch. Quick mode: a tiny budget on small frames."""
+    quick = TuneConfig(budget_s=1.0, shapes=((1, 3, 64, 96),), min_rounds=1, max_rounds=2)
+    out = {}
+    for run in dict.fromkeys(runs.values()):
+        print(f"bench: tuning {run} …", flush=True)
+        sidecar = tune(run, quick if cfg.quick else TuneConfig(), progress=False)
+        out[str(run)] = {k: sidecar[k] for k in ("cpu", "seconds", "shapes", "baseline", "winner", "speedup_vs_baseline",
+                                                 "int8", "unavailable", "stages")}
+    return out
 
 
 def run_sections(ctx: Context, only: list[str] | None = None) -> dict:
@@ -89,10 +95,10 @@ def benchmark(cfg: BenchConfig, only: list[str] | None = None) -> dict:
     train_s = time.perf_counter() - t0
     ctx = Context(cfg, runs, threads)
     report = {"machine": machine(threads), "config": to_dict(cfg), "runs": {k: str(v) for k, v in runs.items()},
-              "train_seconds": round(train_s, 1), "sections": run_sections(ctx, only)}
+              "train_seconds": round(train_s, 1), "tuning": tune_runs(cfg, runs), "sections": run_sections(ctx, only)}
     from benchmarks.targets import targets
 
-    report["targets"] = targets(report["sections"])
+    report["targets"] = targets(report["sections"], report["machine"], report["tuning"].get(str(runs["seed"]), {}))
     report["total_seconds"] = round(time.perf_counter() - t0, 1)
     return report
 

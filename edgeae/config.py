@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
+import secrets
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` through a temp file + rename, so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -29,6 +29,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _create_temp_beside(path: Path) -> tuple[int, Path]:
+    """A new hidden file in `path`'s folder, open for writing, with the mode any new file gets (0666 less
+    the umask, as open() gives). Not mkstemp: its files are 0600, and renamed into place they would
+    leave run folders and reports readable by their owner alone."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:  # a 64-bit random name taken: try another, as mkstemp does
+            continue
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

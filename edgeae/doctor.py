@@ -159,7 +159,25 @@ def cuda_device_summary() -> str:
     return f"{device.name}, compute capability {device.compute_capability}"
 
 
-def report(probe_cameras: bool = True) -> str:
+def cpu_summary() -> str:
+    from edgeae.runtime.tuning import cpu_info, machine_threads
+
+    return f"{cpu_info().describe()}; {machine_threads()} usable cores"
+
+
+def model_form(run: str) -> str:
+    """Which form and settings `Autoencoder.load(RUN)` runs here, and whether RUN/tuning.json chose them."""
+    from edgeae.errors import EdgeAEError
+    from edgeae.runtime.autoencoder import Autoencoder
+
+    try:
+        with Autoencoder.load(run) as ae:
+            return ae.describe()
+    except (EdgeAEError, ImportError) as e:
+        return f"cannot load {run}: {e}"
+
+
+def report(probe_cameras: bool = True, run: str | None = None) -> str:
     import cv2
 
     providers = onnxruntime_providers()
@@ -167,6 +185,7 @@ def report(probe_cameras: bool = True) -> str:
     gpu_list = gpus()
     video_io = opencv_video_io()
     lines = [f"python        {platform.python_version()} ({platform.machine()})",
+             f"cpu           {cpu_summary()}",
              f"opencv        {cv2.__version__}; " + ", ".join(f"{k} {v}" for k, v in video_io.items()),
              f"onnxruntime   {_version('onnxruntime') or 'not installed'}; providers: {', '.join(providers) or 'none'}",
              f"torch         {_version('torch') or 'not installed (fine for the runtime)'}",
@@ -179,4 +198,6 @@ def report(probe_cameras: bool = True) -> str:
     if not video_io["GStreamer"].upper().startswith("YES"):
         lines.append("note          this OpenCV has no GStreamer: CSI cameras (nvarguscamerasrc) will not open; on Jetson use JetPack's OpenCV")
     lines += ["", "what will run here:"] + ["  " + line for line in what_will_run(providers, flavours, gpu_list)]
+    if run:
+        lines += ["", f"{run} runs as: {model_form(run)}"]
     return "\n".join(lines)

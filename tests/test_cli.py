@@ -14,8 +14,8 @@ def test_no_arguments_prints_help_with_examples(capsys):
 
 def test_train_export_reconstruct_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--data", "synthetic", "--epochs", "1", "--samples-per-epoch", "256",
-                 "--max-images", "8", "--out", str(run)]) == 0
+    assert main(["train", "--data", "synthetic", "--epochs", "1", "--samples-per-epoch", "256", "--crop-size", "32",
+                 "--batch-size", "64", "--max-images", "8", "--out", str(run)]) == 0
     assert main(["export", str(run)]) == 0
     assert json.loads((run / "export_report.json").read_text())["passed"]
     assert main(["reconstruct", str(run), "synthetic", "--out", str(tmp_path / "sbs.png")]) == 0
@@ -106,3 +106,98 @@ def test_doctor_reports_providers_and_tensorrt(capsys):
     assert main(["doctor", "--no-cameras"]) == 0
     out = capsys.readouterr().out
     assert "CPUExecutionProvider" in out and "tensorrt" in out
+
+
+def test_version_prints_edgeae_and_its_runtimes(capsys):
+    from edgeae import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith(f"edgeae {__version__} (Python ") and "onnxruntime " in out
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    import argparse
+
+    from edgeae.cli import _parser, _verb_parsers
+
+    missing = []
+    for verb, p in _verb_parsers(_parser()).items():
+        formatter = p._get_formatter()
+        for action in p._actions:
+            if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+                if "default" not in formatter._expand_help(action):
+                    missing.append(f"{verb} {action.option_strings[-1]}")
+    assert not missing, missing
+
+
+def test_train_help_lists_every_architecture_and_refuses_others(capsys, monkeypatch):
+    from edgeae.training.model import ARCHITECTURES
+
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    arch_help = next(line for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("--arch"))
+    assert all(name in arch_help for name in ARCHITECTURES), arch_help
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--arch", "resnet"])
+    assert exit_.value.code == 2 and "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+@pytest.mark.footage
+def test_train_defaults_work_on_the_shipped_opencv_folder(footage, tmp_path, capsys, caplog):
+    # Default crop size (128): the folder's one small photo is skipped, with a count in the log. Few samples,
+    # to keep the test short: the defaults under test are the crop size and what it does to small images.
+    with caplog.at_level("WARNING", logger="edgeae.train"):
+        assert main(["train", "--data", str(footage), "--epochs", "1", "--samples-per-epoch", "16",
+                     "--val-samples", "16", "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["crop_size"] == 128
+    assert "skipped 1 of" in caplog.text and "smaller than the 128x128 training crop (the smallest is 100x130)" in caplog.text
+
+
+def test_bench_times_only_the_asked_backends_shapes_and_iterations(trained_run, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(trained_run), "--backends", "onnxruntime", "--shapes", "1x3x32x32,2x3x64x96",
+                 "--warmup", "1", "--iterations", "3", "--threads", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    measured = {label: v for label, v in report["variants"].items() if "rows" in v}
+    assert measured and all(label.startswith("onnxruntime-cpu") for label in report["variants"])
+    for variant in measured.values():
+        assert [row["shape"] for row in variant["rows"]] == [[1, 3, 32, 32], [2, 3, 64, 96]]
+        assert [row["reps"] for row in variant["rows"]] == [3, 3]
+    err = capsys.readouterr().err
+    assert "bench: 100%" in err and f"{2 * len(measured)}/{2 * len(measured)}" in err  # a progress bar with a total
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--shapes", "1x3x32"], "is not NxCxHxW"),
+    (["--shapes", "1x3x30x32"], "multiples of"),
+    (["--shapes", "1x1x32x32"], "3 channels"),
+    (["--backends", "onnxruntime,cuda"], "unknown backend(s) cuda"),
+])
+def test_bench_bad_shapes_or_backends_are_one_line(trained_run, option, message, capsys):
+    assert main(["bench", str(trained_run), "--threads", "1", *option]) == 2
+    assert message in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("make_path, message", [
+    (lambda tmp: tmp / "a-file" / "bench.json", "cannot write JSON report"),
+    (lambda tmp: tmp, "is a folder"),
+])
+def test_bench_json_path_is_checked_before_the_run(trained_run, tmp_path, monkeypatch, capsys, make_path, message):
+    import edgeae.runtime.benchmark
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(edgeae.runtime.benchmark, "device_bench", lambda *a, **k: pytest.fail("the bench ran"))
+    assert main(["bench", str(trained_run), "--json", str(make_path(tmp_path))]) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_calibrate_progress_bar_has_a_total(trained_run, synthetic_video, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    assert main(["calibrate", str(run), "--data", str(synthetic_video), "--frames", "10", "--threads", "1"]) == 0
+    assert "10/10" in capsys.readouterr().err

@@ -36,7 +36,8 @@ def test_anomaly_without_calibration_names_calibrate(run_copy, synthetic_video, 
 @pytest.mark.parametrize("source, message", [("57", "camera 57 cannot be opened"),
                                              ("/nonexistent/clip.avi", "not found")])
 def test_bad_sources_give_one_line_and_exit_2(trained_run, source, message, capsys):
-    assert main(["run", str(trained_run), "--task", "reconstruct", "--source", source]) == 2
+    # a short reconnect timeout: a missing camera is retried like an outage before the run gives up
+    assert main(["run", str(trained_run), "--task", "reconstruct", "--source", source, "--reconnect-timeout", "0.5"]) == 2
     assert message in one_error_line(capsys)
 
 

@@ -46,3 +46,20 @@ def test_jetson_with_tensorrt_builds_engines_on_first_run():
 def test_report_ends_with_what_will_run_here():
     text = doctor.report(probe_cameras=False)
     assert "opencv" in text and "GStreamer" in text and "what will run here:" in text
+
+
+def test_report_names_the_cpu_and_its_isa_flags():
+    from edgeae.runtime.tuning import cpu_info
+
+    cpu_line = next(line for line in doctor.report(probe_cameras=False).splitlines() if line.startswith("cpu "))
+    assert cpu_info().model in cpu_line and "usable cores" in cpu_line
+    assert ("VNNI" in cpu_line or "AMX" in cpu_line or "dot-product" in cpu_line)
+
+
+def test_report_with_a_run_says_which_form_runs_and_whether_it_was_tuned(trained_run):
+    text = doctor.report(probe_cameras=False, run=str(trained_run))
+    assert f"{trained_run} runs as: onnxruntime fp32, encoder + decoder sessions" in text and "untuned" in text
+
+
+def test_report_for_a_run_that_does_not_load_says_why(tmp_path):
+    assert "cannot load" in doctor.report(probe_cameras=False, run=str(tmp_path / "missing"))

@@ -4,11 +4,15 @@ Bundle layout (one top-level folder, NAME/):
   MANIFEST.json        sha256 and size of every other file; install.sh refuses a bundle that does not match
   install.sh           verify → venv → runtime wheel → missing dependencies → model → engines → systemd unit
   verify.py            stdlib-only verifier and safe extractor (edgeae/export/bundle_verify.py)
-  edgeae.service.in    systemd unit template: `edgeae run` on a camera, restarted on failure
+  edgeae.service.in    systemd unit template: `edgeae run` on a camera, always restarted
   model/               the ONNX models (fp32, and fp16/int8 when built), model.json, anomaly.json, configs
   wheels/              edgeae's wheel (its requirements have no torch), plus any --wheels given
 
 No torch is imported here: deploying needs only what the runtime needs, plus pip to build the wheel.
+On the device, install.sh builds the engines with `python -m edgeae.runtime.engine_build MODEL_DIR`.
+
+Every value written into install.sh, edgeae.env or the systemd unit is one line (control characters are
+refused here) and shell-quoted (`shlex.quote`).
 """
 
 from __future__ import annotations
@@ -23,17 +27,19 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import unicodedata
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import edgeae
 from edgeae.config import atomic_write_bytes, to_dict
 from edgeae.errors import EdgeAEError
 from edgeae.export import bundle_verify
+from edgeae.runtime.engine_build import read_models
+from edgeae.runtime.run_files import PRECISIONS, ROLES, form_names, onnx_path
 
 TARGETS = ("jetson", "gpu", "cpu")
-PRECISIONS = ("fp32", "fp16", "int8")
 SIDE_FILES = ("anomaly.json", "anomaly_reference.npy", "config.json", "export_config.json", "export_report.json")
 # Distribution → module imported to decide whether the device already has it (JetPack's OpenCV and
 # onnxruntime-gpu are not pip distributions of these names, so pip alone would shadow them).
@@ -50,45 +56,48 @@ class DeployConfig:
     wheels: str = ""  # folder of extra wheels to ship, for devices without internet
 
     def validate(self) -> None:
+        from edgeae.runtime.tasks.base import TASKS
+
+        for f in fields(self):
+            check_one_line(f"--{f.name}", getattr(self, f.name))
         if self.target not in TARGETS:
             raise EdgeAEError(f"target {self.target!r} is not one of {', '.join(TARGETS)}")
+        if self.task not in TASKS:
+            raise EdgeAEError(f"task {self.task!r} is not one of {', '.join(TASKS)}")
         if self.wheels and not Path(self.wheels).is_dir():
             raise EdgeAEError(f"wheel folder {self.wheels} not found; pass a folder of .whl files or leave --wheels out")
 
 
-def model_path(run_dir: Path, role: str, precision: str) -> Path:
-    """encoder.onnx for fp32, encoder.fp16.onnx / encoder.int8.onnx for the others."""
-    return run_dir / (f"{role}.onnx" if precision == "fp32" else f"{role}.{precision}.onnx")
+def check_one_line(flag: str, value: str) -> None:
+    """Refuse control characters (newline, carriage return, tab, …) in a value written into a script,
+    env file or unit: a newline there starts a new command or setting."""
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise EdgeAEError(f"{flag} {value!r} has a control character (newline, tab, …); "
+                          "it is written into install.sh and the systemd unit: pass it on one line")
 
 
 def model_files(run_dir: Path) -> dict[str, list[Path]]:
     """{"precisions": …, "files": …}: what of the run folder goes into the bundle."""
-    if not (model_path(run_dir, "encoder", "fp32").is_file() and model_path(run_dir, "decoder", "fp32").is_file()):
+    if not (onnx_path(run_dir, "encoder", "fp32").is_file() and onnx_path(run_dir, "decoder", "fp32").is_file()):
         raise EdgeAEError(f"{run_dir} has no encoder.onnx/decoder.onnx; run 'edgeae export {run_dir}' first")
     precisions = [p for p in PRECISIONS
-                  if model_path(run_dir, "encoder", p).is_file() and model_path(run_dir, "decoder", p).is_file()]
-    files = [model_path(run_dir, r, p) for p in precisions for r in ("encoder", "decoder")]
-    files += [run_dir / f for f in SIDE_FILES if (run_dir / f).is_file()]
+                  if onnx_path(run_dir, "encoder", p).is_file() and onnx_path(run_dir, "decoder", p).is_file()]
+    files = [onnx_path(run_dir, r, p) for p in precisions for r in ROLES]
+    # the equivalent forms the on-device tuner chooses from; tuning.json is not shipped: it is per device
+    files += [run_dir / f for f in (*form_names(), *SIDE_FILES) if (run_dir / f).is_file()]
     return {"precisions": precisions, "files": files}
 
 
-def onnx_metadata(path: Path) -> dict[str, str]:
-    from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
-
-    backend = OnnxRuntimeBackend.load(path, providers=["CPUExecutionProvider"])
-    try:
-        return {k: v for k, v in backend.metadata.items() if k.startswith("edgeae.")}
-    finally:
-        backend.close()
-
-
 def model_description(run_dir: Path, precisions: list[str]) -> dict:
-    """model.json: normalisation, architecture, threshold and per-precision (quantisation) metadata."""
-    per_precision = {p: onnx_metadata(model_path(run_dir, "encoder", p)) for p in precisions}
+    """model.json: normalisation, architecture, threshold and per-precision (quantisation) metadata.
+
+    Refuses a run whose encoder and decoder files are swapped (read_models checks their "edgeae.role").
+    """
+    per_precision = {p: read_models(run_dir, p)["encoder"].metadata for p in precisions}
     fp32 = per_precision["fp32"]
     for p, meta in per_precision.items():
         if meta.get("edgeae.checkpoint_sha256") != fp32.get("edgeae.checkpoint_sha256"):
-            raise EdgeAEError(f"{model_path(run_dir, 'encoder', p).name} comes from another checkpoint than encoder.onnx; "
+            raise EdgeAEError(f"{onnx_path(run_dir, 'encoder', p).name} comes from another checkpoint than encoder.onnx; "
                               f"rebuild it with 'edgeae build {run_dir} --precision {p}'")
     anomaly = run_dir / "anomaly.json"
     return {
@@ -99,8 +108,8 @@ def model_description(run_dir: Path, precisions: list[str]) -> dict:
         "architecture": json.loads(fp32.get("edgeae.architecture", "null")),
         "checkpoint_sha256": fp32.get("edgeae.checkpoint_sha256"),
         "anomaly": json.loads(anomaly.read_text()) if anomaly.is_file() else None,
-        "precisions": {p: {"encoder": model_path(run_dir, "encoder", p).name,
-                           "decoder": model_path(run_dir, "decoder", p).name, "metadata": meta}
+        "precisions": {p: {"encoder": onnx_path(run_dir, "encoder", p).name,
+                           "decoder": onnx_path(run_dir, "decoder", p).name, "metadata": meta}
                        for p, meta in per_precision.items()},
     }
 
@@ -162,10 +171,10 @@ def requirement_lines(requirements: list[str]) -> str:
 
 
 def render_install_script(name: str, cfg: DeployConfig, requirements: list[str]) -> str:
+    """install.sh with every deploy value one line and shell-quoted (REQUIREMENTS is a quoted here-document)."""
     text = (TEMPLATES / "install.sh").read_text()
-    values = {"NAME_Q": shlex.quote(name), "SOURCE_Q": shlex.quote(cfg.source), "NAME": name, "TARGET": cfg.target,
-              "SOURCE": cfg.source, "TASK": cfg.task,
-              "VENV_FLAGS": "" if cfg.target == "cpu" else "--system-site-packages",
+    values = {"NAME_Q": shlex.quote(name), "SOURCE_Q": shlex.quote(cfg.source), "TARGET_Q": shlex.quote(cfg.target),
+              "TASK_Q": shlex.quote(cfg.task), "VENV_FLAGS": "" if cfg.target == "cpu" else "--system-site-packages",
               "REQUIREMENTS": requirement_lines(requirements)}
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
@@ -259,49 +268,3 @@ def install_over_ssh(archive: Path, host: str, install_args: tuple[str, ...] = (
     for argv, stdin in ssh_commands(archive, host, install_args=install_args):
         if subprocess.run(argv, input=stdin).returncode:
             raise EdgeAEError(f"'{' '.join(argv[:2])} …' failed; check that 'ssh {host}' works without a password prompt")
-
-
-# ---- on the device, after install.sh has put the runtime in place ----
-
-def cli_verbs() -> set[str]:
-    from edgeae.cli import _parser
-
-    parser = _parser()
-    sub = next(a for a in parser._actions if a.dest == "verb")
-    return set(sub.choices)
-
-
-def prepare_model(model_dir: str | os.PathLike) -> str:
-    """First run on the device: build TensorRT engines when TensorRT is here, else say ONNX Runtime runs.
-
-    Never fails: an engine that cannot be built leaves the ONNX Runtime path, which always works.
-    """
-    from edgeae.doctor import tensorrt_flavours
-
-    model_dir = Path(model_dir)
-    description = json.loads((model_dir / "model.json").read_text())
-    flavours = tensorrt_flavours()
-    if not flavours:
-        return "no TensorRT on this device: ONNX Runtime will run the model"
-    if "build" not in cli_verbs():
-        return "this edgeae has no 'build' verb yet: ONNX Runtime will run the model"
-    from edgeae.cli import main
-
-    built, failed = [], []
-    for precision in description["precisions"]:
-        if (model_dir / f"encoder.{precision}.engine").is_file():
-            continue
-        try:
-            ok = main(["build", str(model_dir), "--precision", precision]) == 0
-        except Exception as e:  # a TensorRT failure must not stop the service: ONNX Runtime still runs
-            print(f"building the {precision} engine failed: {type(e).__name__}: {e}", file=sys.stderr)
-            ok = False
-        (built if ok else failed).append(precision)
-    flavour = ", ".join(f"{k} {v}" for k, v in flavours.items())
-    return f"{flavour}: built {', '.join(built) or 'nothing new'}" + (f"; failed {', '.join(failed)} (ONNX Runtime covers them)" if failed else "")
-
-
-if __name__ == "__main__":  # install.sh and the systemd unit: python -m edgeae.export.bundle prepare MODEL_DIR
-    if len(sys.argv) != 3 or sys.argv[1] != "prepare":
-        sys.exit("usage: python -m edgeae.export.bundle prepare MODEL_DIR")
-    print(prepare_model(sys.argv[2]))

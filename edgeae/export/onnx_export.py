@@ -1,6 +1,8 @@
 """Export encoder and decoder as two ONNX files and check them against PyTorch.
 
-Writes into the run folder: encoder.onnx, decoder.onnx, export_config.json, export_report.json.
+Writes into the run folder: encoder.onnx, decoder.onnx, export_config.json, export_report.json, and the
+equivalent forms the device's tuner times (edgeae/runtime/tuning.py): the decoder in its other layer form
+(decoder.{form}.onnx) and encoder→decoder fused into one graph per decoder form (autoencoder.{form}.onnx).
 Each ONNX file carries the metadata the runtime needs (metadata_props, keys "edgeae.*").
 """
 
@@ -22,6 +24,7 @@ import edgeae
 from edgeae.config import atomic_write_bytes, atomic_write_json, save_config, to_dict
 from edgeae.errors import EdgeAEError
 from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
+from edgeae.runtime.run_files import DECODER_FORMS, decoder_form_name, form_names, fused_name, onnx_path
 from edgeae.training.model import depth_to_space_decoder
 from edgeae.training.train import load_model
 
@@ -40,6 +43,9 @@ class ExportConfig:
     # Runtime runs faster (768x576 decoder on 2 cores: 18.6 vs 25.8 ms) and can quantise to int8;
     # "conv_transpose": the layers as trained.
     decoder_form: str = "depth_to_space"
+    # Also write the other decoder form and the fused encoder→decoder graphs, so that 'edgeae build RUN
+    # --backend onnxruntime' on the device can time them and keep the fastest (which form wins depends on the CPU).
+    tuning_forms: bool = True
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -77,6 +83,90 @@ def _export_one(module: torch.nn.Module, example: torch.Tensor, path: Path, name
     atomic_write_bytes(path, model.SerializeToString())
 
 
+def decoder_file(run_dir: Path, form: str, cfg: ExportConfig) -> Path:
+    """decoder.onnx holds cfg.decoder_form; decoder.{form}.onnx the other."""
+    return onnx_path(run_dir, "decoder") if form == cfg.decoder_form else run_dir / decoder_form_name(form)
+
+
+def fuse(encoder_path: Path, decoder_path: Path, out: Path, metadata: dict[str, str]) -> None:
+    """One graph image → reconstruction from the exported encoder and decoder (same nodes, same weights):
+    one ONNX Runtime session instead of two, and nothing between them to copy or wake."""
+    encoder, decoder = onnx.load(str(encoder_path)), onnx.load(str(decoder_path))
+    for part in (encoder, decoder):
+        del part.metadata_props[:]
+        del part.graph.value_info[:]  # the parts' symbolic dims would clash; shape inference redoes them
+    # Both parts name their weights "0.weight", …: prefix them apart; the graph keeps "image" as its input.
+    encoder = onnx.compose.add_prefix(encoder, "encoder/", rename_inputs=False)
+    decoder = onnx.compose.add_prefix(decoder, "decoder/")
+    for node in decoder.graph.node:
+        node.output[:] = ["reconstruction" if o == "decoder/image" else o for o in node.output]
+    decoder.graph.output[0].name = "reconstruction"
+    model = onnx.compose.merge_models(encoder, decoder, io_map=[("encoder/latent", "decoder/latent")],
+                                      producer_name="edgeae", producer_version=edgeae.__version__)
+    for axis, name in zip((0, 2, 3), ("batch", "height", "width")):
+        dim = model.graph.output[0].type.tensor_type.shape.dim[axis]
+        dim.ClearField("dim_value")
+        dim.dim_param = name
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model, full_check=True)
+    model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    atomic_write_bytes(out, model.SerializeToString())
+
+
+def export_files(model: torch.nn.Module, run_dir: Path, cfg: ExportConfig, base: dict[str, str]) -> None:
+    """encoder.onnx, decoder.onnx and (cfg.tuning_forms) the other decoder form and both fused graphs.
+
+    The decoder is exported once, as trained; its Conv+DepthToSpace form is rewritten from that ONNX with the
+    weights of depth_to_space_decoder — a second torch export would cost seconds per run."""
+    s, c = model.cfg.downsample, model.cfg.latent_channels
+    _export_one(model.encoder, torch.rand(2, 3, 2 * s, 3 * s), run_dir / "encoder.onnx", ("image", "latent"),
+                ("latent_height", "latent_width"), {**base, "edgeae.role": "encoder"}, cfg.opset)
+    convt = decoder_file(run_dir, "conv_transpose", cfg)
+    _export_one(model.decoder, torch.rand(2, c, 2, 3), convt, ("latent", "image"), ("height", "width"),
+                {**base, "edgeae.role": "decoder", "edgeae.decoder_form": "conv_transpose"}, cfg.opset)
+    forms = DECODER_FORMS if cfg.tuning_forms else (cfg.decoder_form,)
+    if "depth_to_space" in forms:
+        d2s = depth_to_space_onnx(onnx.load(str(convt)), depth_to_space_decoder(model.decoder))
+        atomic_write_bytes(decoder_file(run_dir, "depth_to_space", cfg), d2s.SerializeToString())
+    if "conv_transpose" not in forms:
+        convt.unlink()
+    if cfg.tuning_forms:
+        for form in forms:
+            fuse(run_dir / "encoder.onnx", decoder_file(run_dir, form, cfg), run_dir / fused_name(form),
+                 {**base, "edgeae.role": "autoencoder", "edgeae.decoder_form": form})
+
+
+def depth_to_space_onnx(model: onnx.ModelProto, d2s: torch.nn.Sequential) -> onnx.ModelProto:
+    """The exported decoder with its k-th ConvTranspose node replaced by the k-th Conv2d of `d2s`
+    (depth_to_space_decoder: the exact Conv(k=3, p=1, 4·C_out) form) followed by DepthToSpace(2, CRD)."""
+    from onnx import helper, numpy_helper
+
+    convs = iter([m for m in d2s.modules() if isinstance(m, torch.nn.Conv2d)])
+    weights = {t.name: t for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "ConvTranspose":
+            nodes.append(node)
+            continue
+        conv = next(convs)
+        for name, tensor in zip(node.input[1:], (conv.weight, conv.bias)):
+            weights[name].CopyFrom(numpy_helper.from_array(tensor.detach().numpy().astype(np.float32), name))
+        phases = f"{node.output[0]}_phases"
+        nodes += [helper.make_node("Conv", list(node.input), [phases], name=f"{node.name}_conv", kernel_shape=[3, 3],
+                                   pads=[1, 1, 1, 1], strides=[1, 1]),
+                  helper.make_node("DepthToSpace", [phases], list(node.output), name=f"{node.name}_depth_to_space",
+                                   blocksize=2, mode="CRD")]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    del model.graph.value_info[:]  # the rewritten intermediates have other shapes; shape inference redoes them
+    for prop in model.metadata_props:
+        if prop.key == "edgeae.decoder_form":
+            prop.value = "depth_to_space"
+    onnx.checker.check_model(model, full_check=True)
+    return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+
+
 def export_onnx(run_dir: str | os.PathLike, cfg: ExportConfig = ExportConfig(), progress: bool = True) -> dict:
     """Export RUN/encoder.onnx and RUN/decoder.onnx, check parity, write the report; returns it."""
     run_dir = Path(run_dir)
@@ -92,14 +182,11 @@ def export_onnx(run_dir: str | os.PathLike, cfg: ExportConfig = ExportConfig(), 
         "edgeae.checkpoint_sha256": sha256_file(run_dir / f"{cfg.checkpoint}.pt"),
         "edgeae.precision": "fp32",
     }
-    if cfg.decoder_form not in ("depth_to_space", "conv_transpose"):
+    if cfg.decoder_form not in DECODER_FORMS:
         raise EdgeAEError(f"decoder form {cfg.decoder_form!r} is not 'depth_to_space' or 'conv_transpose'")
-    decoder = depth_to_space_decoder(model.decoder) if cfg.decoder_form == "depth_to_space" else model.decoder
-    s = mcfg.downsample
-    _export_one(model.encoder, torch.rand(2, 3, 2 * s, 3 * s), run_dir / "encoder.onnx", ("image", "latent"),
-                ("latent_height", "latent_width"), {**base, "edgeae.role": "encoder"}, cfg.opset)
-    _export_one(decoder, torch.rand(2, mcfg.latent_channels, 2, 3), run_dir / "decoder.onnx", ("latent", "image"),
-                ("height", "width"), {**base, "edgeae.role": "decoder", "edgeae.decoder_form": cfg.decoder_form}, cfg.opset)
+    for stale in form_names():  # derived from the previous export; the tuner must never time them
+        (run_dir / stale).unlink(missing_ok=True)
+    export_files(model, run_dir, cfg, base)
     save_config(cfg, run_dir / "export_config.json")
     report = check_parity(model, run_dir, cfg)
     atomic_write_json(run_dir / "export_report.json", report)
@@ -133,10 +220,31 @@ def _parity_inputs(cfg: ExportConfig, downsample: int) -> list[tuple[str, np.nda
     return inputs
 
 
+def _exported_forms(run_dir: Path, cfg: ExportConfig) -> dict[str, tuple[str, Path]]:
+    """Report name → (what it is, file) of every form besides encoder.onnx/decoder.onnx this export wrote."""
+    if not cfg.tuning_forms:
+        return {}
+    forms = {f"decoder.{f}": ("decoder", run_dir / decoder_form_name(f)) for f in DECODER_FORMS if f != cfg.decoder_form}
+    return forms | {f"fused.{f}": ("fused", run_dir / fused_name(f)) for f in DECODER_FORMS}
+
+
+def _error_row(name: str, kind: str, x: np.ndarray, got: np.ndarray, ref: np.ndarray, tolerance: float) -> dict:
+    err = np.abs(got.astype(np.float64) - ref)
+    # Images live in [0,1]; latents are unbounded ReLU outputs (tens on real frames), where fp32
+    # summation order alone moves the last bits: judge those relative to their range.
+    scale = max(1.0, float(np.abs(ref).max()))
+    return {"model": name, "input": kind, "shape": list(x.shape), "max_abs": float(err.max()),
+            "mean_abs": float(err.mean()), "range": scale, "max_scaled": float(err.max()) / scale,
+            "passed": bool(err.max() / scale <= tolerance)}
+
+
 def check_parity(model: torch.nn.Module, run_dir: Path, cfg: ExportConfig) -> dict:
-    """ONNX Runtime (CPU, fp32) against PyTorch for encoder, decoder and the two chained."""
-    encoder = OnnxRuntimeBackend.load(run_dir / "encoder.onnx", providers=["CPUExecutionProvider"])
-    decoder = OnnxRuntimeBackend.load(run_dir / "decoder.onnx", providers=["CPUExecutionProvider"])
+    """ONNX Runtime (CPU, fp32) against PyTorch for encoder, decoder and the two chained, and for every
+    equivalent form the tuner may pick (the other decoder form fed PyTorch's latent, each fused graph)."""
+    cpu = {"providers": ["CPUExecutionProvider"]}
+    encoder = OnnxRuntimeBackend.load(run_dir / "encoder.onnx", **cpu)
+    decoder = OnnxRuntimeBackend.load(run_dir / "decoder.onnx", **cpu)
+    forms = {name: (kind, OnnxRuntimeBackend.load(path, **cpu)) for name, (kind, path) in _exported_forms(run_dir, cfg).items()}
     rows = []
     with torch.no_grad():
         for kind, x in _parity_inputs(cfg, model.cfg.downsample):
@@ -145,23 +253,22 @@ def check_parity(model: torch.nn.Module, run_dir: Path, cfg: ExportConfig) -> di
             z_ort = encoder.infer({"image": x})["latent"]
             y_dec = decoder.infer({"latent": z_ref.numpy()})["image"]
             y_ort = decoder.infer({"latent": z_ort})["image"]
-            for name, got, ref in (("encoder", z_ort, z_ref.numpy()), ("decoder", y_dec, y_ref), ("full", y_ort, y_ref)):
-                err = np.abs(got.astype(np.float64) - ref)
-                # Images live in [0,1]; latents are unbounded ReLU outputs (tens on real frames), where fp32
-                # summation order alone moves the last bits: judge those relative to their range.
-                scale = max(1.0, float(np.abs(ref).max()))
-                rows.append({"model": name, "input": kind, "shape": list(x.shape), "max_abs": float(err.max()),
-                             "mean_abs": float(err.mean()), "range": scale, "max_scaled": float(err.max()) / scale,
-                             "passed": bool(err.max() / scale <= cfg.tolerance)})
+            outputs = [("encoder", z_ort, z_ref.numpy()), ("decoder", y_dec, y_ref), ("full", y_ort, y_ref)]
+            for name, (part, session) in forms.items():
+                got = session.infer({"latent": z_ref.numpy()} if part == "decoder" else {"image": x})
+                outputs.append((name, got[session.output_names[0]], y_ref))
+            rows += [_error_row(name, kind, x, got, ref, cfg.tolerance) for name, got, ref in outputs]
+    for session in (encoder, decoder, *(s for _, s in forms.values())):
+        session.close()
     return {"backend": "onnxruntime-cpu", "precision": "fp32", "tolerance": cfg.tolerance, "rows": rows,
             "passed": all(r["passed"] for r in rows), "export_config": to_dict(cfg)}
 
 
 def format_parity_table(report: dict) -> str:
     lines = [f"parity {report['backend']} {report['precision']} vs PyTorch (tolerance {report['tolerance']:.0e})",
-             f"{'model':8} {'input':11} {'shape':18} {'max abs':>10} {'mean abs':>10} {'range':>7} {'max/range':>10}  ok"]
+             f"{'model':22} {'input':11} {'shape':18} {'max abs':>10} {'mean abs':>10} {'range':>7} {'max/range':>10}  ok"]
     for r in report["rows"]:
         shape = "x".join(map(str, r["shape"]))
-        lines.append(f"{r['model']:8} {r['input']:11} {shape:18} {r['max_abs']:10.2e} {r['mean_abs']:10.2e} {r['range']:7.2f} {r['max_scaled']:10.2e}  "
+        lines.append(f"{r['model']:22} {r['input']:11} {shape:18} {r['max_abs']:10.2e} {r['mean_abs']:10.2e} {r['range']:7.2f} {r['max_scaled']:10.2e}  "
                      f"{'yes' if r['passed'] else 'NO'}")
     return "\n".join(lines)

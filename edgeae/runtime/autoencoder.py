@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,10 @@ import numpy as np
 from edgeae.errors import EdgeAEError
 from edgeae.runtime.backends import Backend, backend_class
 from edgeae.runtime.preprocess import batch_to_frames, frames_to_batch
+from edgeae.runtime.run_files import ROLES, check_role, engine_path
+
+MAX_DOWNSAMPLE = 1024  # 10 stride-2 levels; the architectures here have 2 to 4
+MODEL_TASKS = ("reconstruct", "denoise")  # TrainConfig.task
 
 
 @dataclass(frozen=True)
@@ -27,18 +32,35 @@ class ModelInfo:
     @classmethod
     def from_metadata(cls, meta: dict[str, str], source: str) -> "ModelInfo":
         try:
-            return cls(architecture=json.loads(meta["edgeae.architecture"]), downsample=int(meta["edgeae.downsample"]),
+            info = cls(architecture=json.loads(meta["edgeae.architecture"]), downsample=int(meta["edgeae.downsample"]),
                        latent_channels=int(meta["edgeae.latent_channels"]), task=meta["edgeae.task"],
                        checkpoint_sha256=meta["edgeae.checkpoint_sha256"])
         except (KeyError, ValueError) as e:
             raise EdgeAEError(f"{source} lacks edgeae metadata ({e}); export it with 'edgeae export RUN'") from None
+        info.validate(source)
+        return info
+
+    def validate(self, source: str) -> None:
+        """Refuse metadata the runtime would divide by or pad to (downsample 0 divided by zero)."""
+        s = self.downsample
+        checks = [
+            (1 <= s <= MAX_DOWNSAMPLE and s & (s - 1) == 0,
+             f"edgeae.downsample {s} is not a power of two from 1 to {MAX_DOWNSAMPLE}"),
+            (self.latent_channels >= 1, f"edgeae.latent_channels {self.latent_channels} is below 1"),
+            (self.task in MODEL_TASKS, f"edgeae.task {self.task!r} is not one of {', '.join(MODEL_TASKS)}"),
+            (isinstance(self.architecture, dict), "edgeae.architecture is not a JSON object"),
+            (re.fullmatch(r"[0-9a-f]{64}", self.checkpoint_sha256), "edgeae.checkpoint_sha256 is not a sha256"),
+        ]
+        for ok, problem in checks:
+            if not ok:
+                raise EdgeAEError(f"{source}: {problem}; re-export it with 'edgeae export RUN'")
 
 
 def auto_backend(model_dir: Path, precision: str) -> str:
     """"tensorrt" when a TensorRT flavour, a CUDA device and both engines are there; else "onnxruntime"."""
     from edgeae.runtime import tensorrt_flavour
 
-    engines = [model_dir / f"{role}.{precision}.engine" for role in ("encoder", "decoder")]
+    engines = [engine_path(model_dir, role, precision) for role in ROLES]
     if all(e.is_file() for e in engines) and tensorrt_flavour.available() and tensorrt_flavour.cuda_device():
         return "tensorrt"
     return "onnxruntime"
@@ -47,36 +69,66 @@ def auto_backend(model_dir: Path, precision: str) -> str:
 class Autoencoder:
     """Encode/decode/reconstruct BGR uint8 frames with any pair of backends."""
 
-    def __init__(self, encoder: Backend, decoder: Backend, info: ModelInfo):
+    def __init__(self, encoder: Backend, decoder: Backend, info: ModelInfo, fused: Backend | None = None,
+                 form: str = ""):
         self.encoder, self.decoder, self.info = encoder, decoder, info
+        self.fused = fused  # encoder→decoder as one graph, when the tuned form runs reconstruction that way
+        self.form = form or f"{encoder.name}, encoder + decoder sessions"
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike, backend: str = "onnxruntime", precision: str = "fp32",
-             **options) -> "Autoencoder":
+    def load(cls, model_dir: str | os.PathLike, backend: str | None = None, precision: str | None = None,
+             form=None, **options) -> "Autoencoder":
         """Load the encoder and decoder of a run/model folder.
 
         backend: a name in BACKENDS, or "auto" (TensorRT where a flavour, a CUDA device and the engines
         are there, else ONNX Runtime). Each backend picks its files for `precision` (`model_file`).
+        RUN/tuning.json ('edgeae build RUN --backend onnxruntime'), while tuned on this machine, picks the form
+        and settings: its overall winner when neither backend nor precision is given, else its best of those;
+        options given here override its settings. Without it: ONNX Runtime fp32, encoder.onnx + decoder.onnx.
+        form: a tuning.Candidate to load exactly (the tuner's own use).
         """
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise EdgeAEError(f"model folder {model_dir} not found; pass a run folder after 'edgeae export'")
-        if backend == "auto":
-            backend = auto_backend(model_dir, precision)
+        if backend == "auto":  # TensorRT where it can run, else RUN/tuning.json's pick, else ONNX Runtime
+            backend = "tensorrt" if auto_backend(model_dir, precision or "fp32") == "tensorrt" else None
+        from edgeae.runtime import tuning
+
+        note = ""
+        if form is None:
+            form, note = tuning.tuned_candidate(model_dir, backend, precision)
+        if form is not None:
+            backend, precision, options = form.backend, form.precision, {**form.options, **options}
+        backend, precision = backend or "onnxruntime", precision or "fp32"
         backend_cls = backend_class(backend)
-        paths = [backend_cls.model_file(model_dir, role, precision) for role in ("encoder", "decoder")]
+        paths = [backend_cls.model_file(model_dir, role, precision) for role in ROLES]
+        if form is not None:
+            paths = [model_dir / form.encoder, model_dir / form.decoder]
         encoder = backend_cls.load(paths[0], **options)
         decoder = backend_cls.load(paths[1], **options)
+        for role, path, model in zip(ROLES, paths, (encoder, decoder)):
+            check_role(model.metadata, role, path)  # swapped files would run, and return garbage
         info = ModelInfo.from_metadata(encoder.metadata, str(paths[0]))
         if decoder.metadata.get("edgeae.checkpoint_sha256") != info.checkpoint_sha256:
             raise EdgeAEError(f"{model_dir}: encoder and decoder come from different checkpoints; re-export both")
-        return cls(encoder, decoder, info)
+        fused = backend_cls.load(model_dir / form.fused, **options) if form is not None and form.fused else None
+        return cls(encoder, decoder, info, fused, tuning.form_text(form, backend, precision, paths, options, note))
 
     def encode_batch(self, batch: np.ndarray) -> np.ndarray:
         return self.encoder.infer({self.encoder.input_names[0]: batch})[self.encoder.output_names[0]]
 
     def decode_batch(self, latent: np.ndarray) -> np.ndarray:
         return self.decoder.infer({self.decoder.input_names[0]: latent})[self.decoder.output_names[0]]
+
+    def reconstruct_batch(self, batch: np.ndarray) -> np.ndarray:
+        """N×3×H×W float in [0, 1] → its reconstruction: the fused graph where the tuned form has one."""
+        if self.fused is not None:
+            return self.fused.infer({self.fused.input_names[0]: batch})[self.fused.output_names[0]]
+        return self.decode_batch(self.encode_batch(batch))
+
+    def describe(self) -> str:
+        """One line: backend, precision, form and settings in use, and whether they were tuned here."""
+        return self.form
 
     def encode(self, frames: list[np.ndarray]) -> tuple[np.ndarray, tuple[int, int]]:
         """BGR frames → (latent N×C×h×w, original frame size)."""
@@ -88,12 +140,14 @@ class Autoencoder:
         return batch_to_frames(self.decode_batch(latent), size)
 
     def reconstruct(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        latent, size = self.encode(frames)
-        return self.decode(latent, size)
+        batch, size = frames_to_batch(frames, self.info.downsample)
+        return batch_to_frames(self.reconstruct_batch(batch), size)
 
     def close(self) -> None:
         self.encoder.close()
         self.decoder.close()
+        if self.fused is not None:
+            self.fused.close()
 
     def __enter__(self) -> "Autoencoder":
         return self

@@ -18,6 +18,8 @@ import numpy as np
 
 from edgeae.runtime.autoencoder import Autoencoder, ModelInfo
 from edgeae.runtime.backends import BACKENDS, backend_class
+from edgeae.runtime.run_files import PRECISIONS, ROLES, TUNING_FILE, engine_name, onnx_name
+from edgeae.runtime.tuning import candidate_table, cpu_info, machine_threads, read_sidecar, tuned_candidate
 
 # Shapes the issue asks for: crops at several batch sizes, and single frames at camera resolutions.
 CROP_BATCHES = (1, 8, 32, 256)
@@ -29,11 +31,6 @@ def latency_shapes(quick: bool = False) -> list[tuple[int, int, int]]:
     if quick:
         return [(1, 32, 32), (2, 64, 96)]
     return [(n, 32, 32) for n in CROP_BATCHES] + [(1, h, w) for h, w in FRAME_SIZES]
-
-
-def machine_threads() -> int:
-    """Cores this process may run on (the affinity mask, not the host's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -50,14 +47,15 @@ class Variant:
 def candidate_variants(threads: int) -> list[Variant]:
     ort = {"providers": ["CPUExecutionProvider"], "threads": threads}
     return [
-        Variant("onnxruntime-cpu fp32", "onnxruntime", "fp32", ("encoder.onnx", "decoder.onnx"), ort),
-        Variant("onnxruntime-cpu fp16", "onnxruntime", "fp16", ("encoder.fp16.onnx", "decoder.fp16.onnx"), ort),
-        Variant("onnxruntime-cpu int8", "onnxruntime", "int8", ("encoder.int8.onnx", "decoder.int8.onnx"), ort),
-        Variant("opencv-dnn fp32", "opencv-dnn", "fp32", ("encoder.onnx", "decoder.onnx"), {"threads": threads}),
-        Variant("tensorrt fp32", "tensorrt", "fp32", ("encoder.fp32.engine", "decoder.fp32.engine")),
-        Variant("tensorrt fp16", "tensorrt", "fp16", ("encoder.fp16.engine", "decoder.fp16.engine")),
-        Variant("tensorrt int8", "tensorrt", "int8", ("encoder.int8.engine", "decoder.int8.engine")),
+        *(Variant(f"onnxruntime-cpu {p}", "onnxruntime", p, _files(onnx_name, p), ort) for p in PRECISIONS),
+        Variant("opencv-dnn fp32", "opencv-dnn", "fp32", _files(onnx_name, "fp32"), {"threads": threads}),
+        *(Variant(f"openvino-cpu {p}", "openvino", p, _files(onnx_name, p), {"threads": threads}) for p in PRECISIONS),
+        *(Variant(f"tensorrt {p}", "tensorrt", p, _files(engine_name, p)) for p in PRECISIONS),
     ]
+
+
+def _files(name, precision: str) -> tuple[str, str]:
+    return tuple(name(role, precision) for role in ROLES)
 
 
 def has_cuda_gpu() -> bool:
@@ -93,12 +91,31 @@ def load_variant(variant: Variant, run_dir: Path) -> Autoencoder:
     return Autoencoder(encoder, decoder, ModelInfo.from_metadata(encoder.metadata, str(run_dir / variant.files[0])))
 
 
-def open_variants(run_dir: Path, threads: int) -> tuple[dict[str, Autoencoder], dict[str, str]]:
-    """Load every variant that can run here: ({label: Autoencoder}, {label: reason it was skipped})."""
+TUNED = "tuned default"
+
+
+def open_tuned(run_dir: Path) -> tuple[Autoencoder, str]:
+    """What `Autoencoder.load(RUN)` runs here (RUN/tuning.json's pick, else today's defaults), and its precision."""
+    form, _ = tuned_candidate(run_dir)
+    return Autoencoder.load(run_dir), form.precision if form else "fp32"
+
+
+def tuning_summary(run_dir: Path) -> dict:
+    """The tuner's pick and every candidate's timing from RUN/tuning.json, or why there is none."""
+    sidecar, reason = read_sidecar(run_dir)
+    if sidecar is None:
+        return {"skipped": f"{reason}: run 'edgeae build {run_dir} --backend onnxruntime' to tune"}
+    return {k: sidecar[k] for k in ("created", "cpu", "seconds", "shapes", "baseline", "winner", "speedup_vs_baseline",
+                                    "int8", "unavailable", "stages")}
+
+
+def open_variants(run_dir: Path, threads: int, wanted: Callable[[Variant], bool] = lambda v: True,
+                  ) -> tuple[dict[str, Autoencoder], dict[str, str]]:
+    """Load every `wanted` variant that can run here: ({label: Autoencoder}, {label: reason it was skipped})."""
     from edgeae.errors import EdgeAEError
 
     loaded, skipped = {}, {}
-    for variant in candidate_variants(threads):
+    for variant in filter(wanted, candidate_variants(threads)):
         reason = skip_reason(variant, run_dir)
         if reason is None:
             try:
@@ -139,7 +156,7 @@ def random_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 
 def full_model(ae: Autoencoder, x: np.ndarray) -> Callable[[], np.ndarray]:
-    return lambda: ae.decode_batch(ae.encode_batch(x))
+    return lambda: ae.reconstruct_batch(x)
 
 
 def error_stats(got: np.ndarray, ref: np.ndarray) -> dict:
@@ -166,49 +183,124 @@ def within_tolerance(stats: dict, precision: str) -> bool:
 
 def compare_parts(ae: Autoencoder, x: np.ndarray, ref_latent: np.ndarray, ref_image: np.ndarray,
                   precision: str) -> list[dict]:
-    """Encoder, decoder (fed the reference latent) and full model against reference outputs."""
-    latent = ae.encode_batch(x)
+    """Encoder, decoder (fed the reference latent) and full model (reconstruct_batch: the fused graph where the
+    form has one) against reference outputs."""
     rows = []
-    for part, got, ref in (("encoder", latent, ref_latent), ("decoder", ae.decode_batch(ref_latent), ref_image),
-                           ("full", ae.decode_batch(latent), ref_image)):
+    for part, got, ref in (("encoder", ae.encode_batch(x), ref_latent), ("decoder", ae.decode_batch(ref_latent), ref_image),
+                           ("full", ae.reconstruct_batch(x), ref_image)):
         stats = error_stats(got, ref)
         rows.append({"part": part, **stats, "passed": within_tolerance(stats, precision)})
     return rows
 
 
-def device_bench(run_dir: str | os.PathLike, quick: bool = False, threads: int = 0) -> dict:
-    """Every runnable backend on this device: latency, and agreement with ONNX Runtime fp32."""
+# What `edgeae bench --backends` chooses from: the candidates' backends, and "tuned" for the tuned default.
+BENCH_BACKENDS = ("onnxruntime", "opencv-dnn", "tensorrt", "tuned")
+REFERENCE = "onnxruntime-cpu fp32"
+
+
+def parse_shapes(text: str) -> list[tuple[int, int, int, int]]:
+    """'1x3x576x768,8x3x32x32' (trtexec's NxCxHxW) → [(1, 3, 576, 768), (8, 3, 32, 32)]."""
+    from edgeae.errors import EdgeAEError
+
+    shapes = []
+    for item in text.split(","):
+        parts = item.strip().lower().split("x")
+        if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise EdgeAEError(f"shape {item.strip()!r} is not NxCxHxW in positive integers; write e.g. 1x3x576x768")
+        shapes.append(tuple(int(p) for p in parts))
+    return shapes
+
+
+def check_backends(backends: tuple[str, ...]) -> None:
+    from edgeae.errors import EdgeAEError
+
+    unknown = [b for b in backends if b not in BENCH_BACKENDS]
+    if unknown:
+        raise EdgeAEError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BENCH_BACKENDS)}")
+
+
+def check_shapes(shapes: list[tuple[int, int, int, int]], info: ModelInfo, run_dir: Path) -> None:
+    """Refuse shapes the model cannot take, before anything is timed."""
+    from edgeae.errors import EdgeAEError
+
+    s = info.downsample
+    for n, c, h, w in shapes:
+        if c != 3 or h % s or w % s:
+            raise EdgeAEError(f"shape {n}x{c}x{h}x{w} does not fit {run_dir}: it takes 3 channels (RGB) and sides "
+                              f"that are multiples of {s}")
+
+
+def device_bench(run_dir: str | os.PathLike, quick: bool = False, threads: int = 0,
+                 backends: tuple[str, ...] | None = None, shapes: list[tuple[int, int, int, int]] | None = None,
+                 warmup: int | None = None, iterations: int | None = None, progress: bool = False) -> dict:
+    """Every runnable backend on this device, and the tuned default (`Autoencoder.load(RUN)`): latency, and
+    agreement with ONNX Runtime fp32; with the CPU and what the tuner timed.
+
+    backends: names from BENCH_BACKENDS (None: all); shapes: NCHW inputs (None: latency_shapes(quick));
+    warmup: untimed calls per shape; iterations: exactly this many timed calls per shape (None: as many as
+    fit the time budget); progress: a progress bar on stderr.
+    """
+    from tqdm import tqdm
+
+    from edgeae.errors import EdgeAEError
+
     run_dir = Path(run_dir)
     threads = threads or machine_threads()
+    check_backends(backends or ())
+    measure = set(backends or BENCH_BACKENDS)
+    shapes = shapes or [(n, 3, h, w) for n, h, w in latency_shapes(quick)]
     pin_threads(threads)
-    loaded, skipped = open_variants(run_dir, threads)
-    reference_label = "onnxruntime-cpu fp32"
-    if reference_label not in loaded:
-        from edgeae.errors import EdgeAEError
-
-        raise EdgeAEError(f"{run_dir} has no runnable encoder.onnx/decoder.onnx ({skipped.get(reference_label)})")
-    reference = loaded[reference_label]
-    budget = 0.3 if quick else 2.0
+    loaded, skipped = open_variants(run_dir, threads, lambda v: v.backend in measure or v.label == REFERENCE)
+    if REFERENCE not in loaded:
+        raise EdgeAEError(f"{run_dir} has no runnable encoder.onnx/decoder.onnx ({skipped.get(REFERENCE)})")
+    reference = loaded[REFERENCE]
+    check_shapes(shapes, reference.info, run_dir)
+    tuned, tuned_precision = open_tuned(run_dir)
+    loaded[TUNED] = tuned
+    backend_of = {v.label: v.backend for v in candidate_variants(threads)} | {TUNED: "tuned"}
+    measured = {label: ae for label, ae in loaded.items() if backend_of[label] in measure}
+    timing_options = {"warmup": (2 if quick else 5) if warmup is None else warmup,
+                      "min_reps": iterations or (5 if quick else 10), "max_reps": iterations or 300,
+                      "budget_s": 0.0 if iterations else (0.3 if quick else 2.0)}
     results: dict[str, dict] = {label: {"skipped": reason} for label, reason in skipped.items()}
-    for label, ae in loaded.items():
-        precision = label.split()[-1]
-        rows = []
-        for shape in latency_shapes(quick):
-            x = random_input((shape[0], 3, shape[1], shape[2]))
-            ref_latent = reference.encode_batch(x)
-            parity = compare_parts(ae, x, ref_latent, reference.decode_batch(ref_latent), precision)
-            timing = time_call(full_model(ae, x), warmup=2 if quick else 5, min_reps=5 if quick else 10, budget_s=budget)
-            rows.append({"shape": list(x.shape), **timing, "items_per_s": shape[0] * 1000 / timing["p50_ms"],
-                         "parity": parity})
-        results[label] = {"precision": precision, "rows": rows}
+    with tqdm(total=len(measured) * len(shapes), desc="bench", unit="run", disable=not progress) as bar:
+        for label, ae in measured.items():
+            precision = tuned_precision if label == TUNED else label.split()[-1]
+            rows = []
+            for shape in shapes:
+                bar.set_postfix_str(f"{label} {'x'.join(map(str, shape))}")
+                x = random_input(shape)
+                ref_latent = reference.encode_batch(x)
+                parity = compare_parts(ae, x, ref_latent, reference.decode_batch(ref_latent), precision)
+                timing = time_call(full_model(ae, x), **timing_options)
+                rows.append({"shape": list(x.shape), **timing, "items_per_s": shape[0] * 1000 / timing["p50_ms"],
+                             "parity": parity})
+                bar.update()
+            results[label] = {"precision": precision, "form": ae.describe(), "rows": rows}
+    tuned_form = tuned.describe()
     for ae in loaded.values():
         ae.close()
-    ordered = {v.label: results[v.label] for v in candidate_variants(threads)}
-    return {"run": str(run_dir), "threads": threads, "reference": reference_label, "variants": ordered}
+    ordered = {v.label: results[v.label] for v in candidate_variants(threads) if v.label in results}
+    if TUNED in results:
+        ordered[TUNED] = results[TUNED]
+    return {"run": str(run_dir), "threads": threads, "cpu": cpu_info().describe(), "reference": REFERENCE,
+            "tuned": tuned_form, "tuning": tuning_summary(run_dir), "variants": ordered}
+
+
+def format_tuning_summary(tuning: dict) -> list[str]:
+    if "skipped" in tuning:
+        return [f"tuning: none ({tuning['skipped']})"]
+    shapes = ["x".join(map(str, s)) for s in tuning["shapes"]]
+    lines = [f"tuning ({TUNING_FILE}, {tuning['created']}, {tuning['seconds']} s): every candidate, median ms",
+             *candidate_table(tuning["stages"], shapes, tuning["winner"]["label"], indent="  ")]
+    lines.append(f"  picked {tuning['winner']['label']} ({tuning['speedup_vs_baseline']:.2f}× the untuned default)")
+    lines.append(f"  int8 {'picked' if tuning['int8']['picked'] else 'not picked'}: {tuning['int8']['reason']}")
+    return lines
 
 
 def format_device_bench(report: dict) -> str:
     lines = [f"edgeae bench {report['run']}: {report['threads']} threads, parity against {report['reference']}",
+             f"cpu: {report['cpu']}", f"{TUNED}: {report['tuned']}", *format_tuning_summary(report["tuning"]),
              f"{'backend':24} {'input':16} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'items/s':>9} {'full PSNR':>10}  ok"]
     for label, result in report["variants"].items():
         if "skipped" in result:

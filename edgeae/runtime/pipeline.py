@@ -3,31 +3,41 @@
 One step takes the next frame of every active source (capture runs in the sources' own threads),
 batches same-size frames into one inference call, lets the task score/clean them, and hands the
 results to the sinks (video encoding runs in its own thread). Each stage is timed.
+
+However a run stops (its sources end, a stop key, Ctrl-C or SIGTERM, an error) its outputs are finalised
+and the last event is `end` with the reason; a live source that gave up makes the run fail afterwards.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from edgeae.config import save_config
 from edgeae.errors import EdgeAEError
+from edgeae.outputs import refuse_overwriting_inputs
 from edgeae.runtime.preprocess import pad_to_multiple, padded_size
-from edgeae.runtime.sources import END, FrameSource
+from edgeae.runtime.run_files import PRECISIONS, ROLES, engine_path, onnx_path
+from edgeae.runtime.sources import END, CaptureOptions, FrameSource
+from edgeae.runtime.tasks.base import TASKS, make_task
 
 log = logging.getLogger("edgeae.runtime")
 
-TASKS = ("anomaly", "denoise", "reconstruct")
 STAGES = ("decode", "preprocess", "infer", "postprocess", "write")
 LIVE_WAIT_S = 0.04  # how long a step waits for a live source once another source has given a frame
+MAX_THREADS = 256   # --threads above this is a typo, not a machine (ONNX Runtime would start them all)
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,9 @@ class RunConfig:
     show: bool = False
     side_by_side: bool = False  # denoise/reconstruct: input | output
     max_frames: int = 0         # per source; 0 = until the source ends
+    reconnect_timeout: float = CaptureOptions.reconnect_timeout_s  # live sources; 0 = retry until stopped
+    threshold: float | None = None  # anomaly: decide with this instead of the calibrated threshold
+    out_maps: str = ""              # anomaly: folder for each frame's float32 per-pixel score map (.npy)
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -54,14 +67,14 @@ class RunConfig:
             raise EdgeAEError("no --source given; pass a camera index, video, image folder, URL or GStreamer pipeline")
         if self.max_frames < 0:
             raise EdgeAEError("--max-frames must be 0 (all) or more")
-
-
-@dataclass
-class FrameResult:
-    """What a task made of one frame: an image for the visual sinks (None if not drawn) and events."""
-
-    image: np.ndarray | None
-    events: list[dict] = field(default_factory=list)
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise EdgeAEError(f"--threads must be 0 (the backend's default) to {MAX_THREADS}")
+        if self.reconnect_timeout < 0:
+            raise EdgeAEError("--reconnect-timeout must be 0 (retry until stopped) or more seconds")
+        if (self.threshold is not None or self.out_maps) and self.task != "anomaly":
+            raise EdgeAEError(f"--threshold and --out-maps are for --task anomaly, not {self.task}")
+        if self.threshold is not None and not (math.isfinite(self.threshold) and self.threshold > 0):
+            raise EdgeAEError(f"--threshold {self.threshold} must be a finite number above 0")
 
 
 class StageTimer:
@@ -125,22 +138,35 @@ class Pipeline:
         self.event_counts: Counter = Counter()
         self.frames_done: Counter = Counter()
         self._sizes: dict[str, tuple] = {}
+        self._ended: set[str] = set()         # sources whose END the loop has taken
+        self._held_end: dict[str, dict] = {}  # a source's `source_end`, held back until its last frame is through
+        self._start = time.perf_counter()
 
     def run(self) -> dict:
-        """Process everything; returns frames, fps and mean ms per stage (see `summary`)."""
-        start = time.perf_counter()
+        """Process everything; returns frames, fps and mean ms per stage (see `summary`).
+
+        The progress bar shows only on a terminal (disable=None); log lines are printed above it.
+        """
+        self._start = time.perf_counter()
         total = sum(s.length for s in self.sources) if all(not s.live for s in self.sources) else None
         active = list(self.sources)
-        with tqdm(total=total or None, unit="frame", desc=f"run {self.task.name}", disable=not self.progress) as bar:
+        with logging_redirect_tqdm([logging.getLogger("edgeae")]), \
+                tqdm(total=total or None, unit="frame", desc=f"run {self.task.name}",
+                     disable=None if self.progress else True) as bar:
             while active and not self.sinks.stop_requested:
                 with self.timer.stage("decode"):
                     frames, active = self._gather(active)
+                self._forward_source_events()  # before the frames: a `gap` precedes the first frame after it
                 if frames:
                     self._step(frames)
                     bar.update(len(frames))
-                self._forward_source_events()
         self._forward_source_events()
-        return self.summary(time.perf_counter() - start)
+        return self.summary(time.perf_counter() - self._start)
+
+    def end_event(self, reason: str) -> dict:
+        """The run's last event: why it stopped (complete, stopped, interrupted, gave_up, error) and its totals."""
+        return {"event": "end", "reason": reason, "frames": sum(self.frames_done.values()),
+                "seconds": round(time.perf_counter() - self._start, 3)}
 
     def _gather(self, active: list) -> tuple[list, list]:
         """The next frame of each source: files block (nothing dropped), live ones wait briefly."""
@@ -148,6 +174,7 @@ class Pipeline:
         for source in active:
             item = source.read(timeout=(LIVE_WAIT_S if frames else 0.5) if source.live else None)
             if item is END:
+                self._ended.add(source.name)
                 continue
             still.append(source)
             if item is not None:
@@ -162,10 +189,9 @@ class Pipeline:
         size = frame.image.shape[:2]
         previous = self._sizes.get(frame.source)
         if previous is not None and previous != size:
+            # logged by the sinks; buffers follow the new size, video output is resized to the first
             self._emit({"event": "size_change", "source": frame.source, "frame": frame.index,
                         "from": list(previous), "to": list(size)})
-            log.info("%s: frame size changed %s → %s at frame %d; buffers follow, video output is resized",
-                     frame.source, previous, size, frame.index)
         self._sizes[frame.source] = size
 
     def _step(self, frames: list) -> None:
@@ -173,12 +199,14 @@ class Pipeline:
             with self.timer.stage("preprocess"):
                 batch = self.buffers.fill([f.image for f in group])
             with self.timer.stage("infer"):
-                recon = self.ae.decode_batch(self.ae.encode_batch(batch))
+                recon = self.ae.reconstruct_batch(batch)
             with self.timer.stage("postprocess"):
                 results = self.task.process(group, batch, recon, self.sinks.draw)
             with self.timer.stage("write"):
                 for frame, result in zip(group, results):
-                    self.sinks.frame(frame.source, frame.index, result.image)
+                    self.sinks.frame(frame.source, frame.index, result.image, frame.file)
+                    if result.score_map is not None:
+                        self.sinks.score_map(frame.source, frame.index, result.score_map)
                     for event in result.events:
                         self._emit(event)
         self.timer.steps += 1
@@ -188,24 +216,34 @@ class Pipeline:
         self.sinks.event(event)
 
     def _forward_source_events(self) -> None:
+        """Pass on capture events; a source's `source_end` waits until the loop has taken its last frame."""
         for source in self.sources:
             while not source.events.empty():
-                self._emit(source.events.get_nowait())
+                event = source.events.get_nowait()
+                if event["event"] == "source_end":
+                    self._held_end[source.name] = event
+                else:
+                    self._emit(event)
+            if source.name in self._ended and source.name in self._held_end:
+                self._emit(self._held_end.pop(source.name))
 
     def summary(self, seconds: float) -> dict:
         frames = sum(self.frames_done.values())
-        return {"task": self.task.name, "frames": frames, "steps": self.timer.steps, "seconds": round(seconds, 3),
+        return {"task": self.task.name, "model": self.ae.describe(), "frames": frames, "steps": self.timer.steps,
+                "seconds": round(seconds, 3),
                 "fps": round(frames / seconds, 2) if seconds > 0 else 0.0,
                 "stage_ms": {k: round(v, 3) for k, v in self.timer.mean_ms().items()},
                 "capture_ms_per_frame": {s.name: round(1000 * s.read_seconds / max(1, self.frames_done[s.name]), 3)
                                          for s in self.sources},
                 "live_frames_dropped": {s.name: s.dropped for s in self.sources if s.live},
+                "gave_up": {s.name: s.gave_up for s in self.sources if s.gave_up},
                 "events": dict(self.event_counts)}
 
 
 def format_profile(summary: dict) -> str:
     """The --profile table: mean ms per step for each stage, and the end-to-end rate."""
-    lines = [f"{'stage':<12} {'ms/step':>9}"]
+    lines = [f"model: {summary['model']}"] if summary.get("model") else []
+    lines.append(f"{'stage':<12} {'ms/step':>9}")
     lines += [f"{name:<12} {ms:9.2f}" for name, ms in summary["stage_ms"].items()]
     lines.append(f"{'total':<12} {sum(summary['stage_ms'].values()):9.2f}")
     lines.append(f"{summary['frames']} frames in {summary['steps']} steps, {summary['seconds']:.2f} s: "
@@ -221,16 +259,6 @@ def source_names(specs: tuple[str, ...]) -> list[str]:
     return [spec if counts[spec] == 1 else f"{spec}#{i}" for i, spec in enumerate(specs)]
 
 
-def make_task(cfg: RunConfig, ae):
-    if cfg.task == "anomaly":
-        from edgeae.runtime.tasks.anomaly import load_task
-
-        return load_task(cfg.run, ae.info.checkpoint_sha256)
-    from edgeae.runtime.tasks.denoise import DenoiseTask
-
-    return DenoiseTask(cfg.task, side_by_side=cfg.side_by_side, model_task=ae.info.task)
-
-
 def load_model(cfg: RunConfig):
     from edgeae.runtime.autoencoder import Autoencoder
 
@@ -240,10 +268,11 @@ def load_model(cfg: RunConfig):
 
 def open_sources(cfg: RunConfig) -> list:
     """Open every source before any output is written; a failure closes the ones already open."""
+    options = CaptureOptions(reconnect_timeout_s=cfg.reconnect_timeout)
     opened = []
     try:
         for spec, name in zip(cfg.sources, source_names(cfg.sources)):
-            opened.append(FrameSource(spec, name))
+            opened.append(FrameSource(spec, name, options=options))
     except BaseException:
         for source in opened:
             source.close()
@@ -251,26 +280,101 @@ def open_sources(cfg: RunConfig) -> list:
     return opened
 
 
-def run(cfg: RunConfig, progress: bool = True) -> dict:
-    """Load the model and task, open sources and sinks, run to the end; returns the summary."""
-    from edgeae.runtime.sinks import SinkSet
+def config_path(first_output: str) -> Path:
+    """The RunConfig saved beside the first output: out.avi → out.avi.run.json."""
+    return Path(f"{first_output}.run.json")
 
+
+def check_outputs(cfg: RunConfig) -> None:
+    """Refuse any output (as the sinks name them, per source) that is one of the run's inputs."""
+    from edgeae.runtime.sinks import output_paths
+
+    paths = output_paths(source_names(cfg.sources), cfg.out_video, cfg.out_frames, cfg.events, cfg.out_maps)
+    outputs = paths.labelled()
+    first = next((p for p in (cfg.out_video, cfg.out_frames, cfg.events, cfg.out_maps) if p), "")
+    if first:
+        outputs["the saved run config"] = config_path(first)
+    inputs = {f"--source {spec}": spec for spec in cfg.sources} | {"run folder": cfg.run}
+    for role in ROLES:
+        for precision in PRECISIONS:
+            for path in (onnx_path(cfg.run, role, precision), engine_path(cfg.run, role, precision)):
+                inputs[f"model file {path.name}"] = path
+    refuse_overwriting_inputs(outputs, inputs)
+
+
+def run(cfg: RunConfig, progress: bool = True) -> dict:
+    """Load the model and task, open sources and sinks, run to the end; returns the summary.
+
+    Raises EdgeAEError, after finalising the outputs, when a live source gave up (down longer than
+    `reconnect_timeout`): a service must not look as if it finished normally.
+    """
     cfg.validate()
+    check_outputs(cfg)
     with load_model(cfg) as ae:
-        task = make_task(cfg, ae)
+        task = make_task(cfg.task, cfg.run, ae.info, cfg.side_by_side)
+        if cfg.threshold is not None:  # validate(): both only for the anomaly task
+            task.set_threshold(cfg.threshold)
+        if cfg.out_maps:
+            task.full_maps = True
         sources = open_sources(cfg)
-        fps = next((s.fps for s in sources if s.fps), 25.0)
         try:
-            sinks = SinkSet([s.name for s in sources], cfg.out_video, cfg.out_frames, cfg.events, cfg.show, fps)
-            if sinks.first_output:
-                save_config(cfg, Path(str(sinks.first_output) + ".run.json"))
-            for source in sources:
-                source.start()
-            try:
-                return Pipeline(ae, sources, task, sinks, cfg.max_frames, progress).run()
-            finally:
-                sinks.close()
+            summary = _run_to_sinks(cfg, ae, task, sources, progress)
         finally:
             for source in sources:
                 source.close()
+    if summary["gave_up"]:
+        name, why = next(iter(summary["gave_up"].items()))
+        raise EdgeAEError(f"gave up on source {name}, down for longer than --reconnect-timeout "
+                          f"{cfg.reconnect_timeout:g} s (0: retry until stopped): {why}")
+    return summary
 
+
+def _run_to_sinks(cfg: RunConfig, ae, task, sources: list, progress: bool) -> dict:
+    """Run the pipeline into the sinks; they are finalised, `end` written last, however it stops."""
+    from edgeae.runtime.sinks import SinkSet
+
+    fps = next((s.fps for s in sources if s.fps), 25.0)
+    sinks = SinkSet([s.name for s in sources], cfg.out_video, cfg.out_frames, cfg.events, cfg.show, fps,
+                    out_maps=cfg.out_maps)
+    pipeline = Pipeline(ae, sources, task, sinks, cfg.max_frames, progress)
+    reason = "error"
+    try:
+        if sinks.first_output:
+            save_config(cfg, config_path(sinks.first_output))
+        for source in sources:
+            source.start()
+        summary = pipeline.run()
+        reason = "gave_up" if summary["gave_up"] else "stopped" if sinks.stop_requested else "complete"
+        return summary
+    except KeyboardInterrupt:
+        reason = "interrupted"
+        raise
+    finally:
+        sinks.close(pipeline.end_event(reason))
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object per record, an event's fields at the top level: what a journal or collector parses."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"level": record.levelname.lower()}
+        fields = getattr(record, "event_fields", None)
+        entry |= fields if fields else {"message": record.getMessage()}
+        return json.dumps(entry, separators=(",", ":"), default=str)
+
+
+@contextmanager
+def run_logging(stream=None):
+    """Log `edgeae.*` to stderr for a run: `edgeae run: ...` lines on a terminal, else one JSON line each."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("edgeae run: %(message)s") if stream.isatty() else _JsonLines())
+    logger = logging.getLogger("edgeae")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

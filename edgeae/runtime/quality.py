@@ -1,6 +1,9 @@
-"""Image quality scores for reconstructions: PSNR and SSIM on uint8 frames, vectorised with OpenCV."""
+"""Image and codec quality scores: PSNR, SSIM and MS-SSIM on uint8 frames (OpenCV), and the Bjøntegaard delta rate."""
 
 from __future__ import annotations
+
+import math
+import warnings
 
 import cv2
 import numpy as np
@@ -8,6 +11,9 @@ import numpy as np
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 _C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 PSNR_CAP = 100.0  # identical frames: a finite number keeps averages meaningful
+# MS-SSIM (Wang, Simoncelli & Bovik 2003): the exponents of its five scales, finest first
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+MS_SSIM_MIN_SIDE = SSIM_WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)  # 176: one whole window at the coarsest scale
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -76,3 +82,82 @@ def _blur(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Mean SSIM of two uint8 images (see SSIM); for many frames keep one SSIM() and call it."""
     return SSIM()(a, b)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Multi-scale SSIM of two uint8 images (Wang et al. 2003, as their reference msssim.m), on the luma.
+
+    Five scales, each half the size of the last (2×2 mean, edge repeated); at each scale but the last,
+    the mean contrast–structure term over whole 11×11 windows; at the last, the mean SSIM. A negative
+    term is taken as 0 (as TensorFlow and pytorch-msssim do), so the product stays defined. Images need
+    MS_SSIM_MIN_SIDE (176) pixels a side, so that the coarsest scale holds one window.
+    """
+    x, y = (_luma(i).astype(np.float64) for i in (a, b))
+    if min(x.shape[:2]) < MS_SSIM_MIN_SIDE:
+        raise ValueError(f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIDE} pixels a side, got {x.shape[1]}x{x.shape[0]}")
+    score = 1.0
+    for level, weight in enumerate(MS_SSIM_WEIGHTS):
+        luminance, contrast_structure = _ssim_terms(x, y)
+        last = level == len(MS_SSIM_WEIGHTS) - 1
+        term = float((luminance * contrast_structure).mean()) if last else float(contrast_structure.mean())
+        score *= max(term, 0.0) ** weight
+        if not last:
+            x, y = _half(x), _half(y)
+    return score
+
+
+def _ssim_terms(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SSIM's luminance and contrast–structure maps over whole windows (float64; MS-SSIM only)."""
+    blur = lambda image: cv2.GaussianBlur(image, (SSIM_WINDOW, SSIM_WINDOW), SSIM_SIGMA, borderType=cv2.BORDER_REFLECT_101)
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y, cov = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2, blur(x * y) - mu_x * mu_y
+    luminance = (2 * mu_x * mu_y + _C1) / (mu_x ** 2 + mu_y ** 2 + _C1)
+    contrast_structure = (2 * cov + _C2) / (var_x + var_y + _C2)
+    r = SSIM_WINDOW // 2
+    return luminance[r:-r, r:-r], contrast_structure[r:-r, r:-r]
+
+
+def _half(x: np.ndarray) -> np.ndarray:
+    """Mean of each 2×2 block (an odd last row/column repeats itself), as msssim.m's filter and decimation."""
+    if x.shape[0] % 2:
+        x = np.concatenate([x, x[-1:]], axis=0)
+    if x.shape[1] % 2:
+        x = np.concatenate([x, x[:, -1:]], axis=1)
+    return (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]) / 4
+
+
+def bd_rate(reference: list[tuple[float, float]], test: list[tuple[float, float]],
+            names: tuple[str, str] = ("reference", "test")) -> float:
+    """Bjøntegaard delta rate (VCEG-M33) of `test` against `reference`, in percent: the mean bit-rate
+    difference at equal quality (negative: `test` needs fewer bits). Each curve is (rate, quality dB)
+    points, e.g. (bpp, PSNR). As VCEG-M33: log-rate is fitted as a cubic polynomial of quality (a lower
+    degree for fewer than 4 points) and both fits are integrated over the quality range the curves share.
+
+    Raises ValueError when a curve has fewer than 2 distinct qualities, its qualities lie too close together
+    for the fit (NumPy's RankWarning: the answer would be noise), a rate is not positive, or the quality
+    ranges do not overlap (then no rate comparison at equal quality exists); `names` name the curves.
+    """
+    fits, ranges = [], []
+    for name, points in zip(names, (reference, test)):
+        rate, quality = np.array(points, dtype=np.float64).reshape(-1, 2).T
+        if len(np.unique(quality)) < 2:
+            raise ValueError(f"the {name} curve needs at least 2 points of different quality")
+        if not (rate > 0).all() or not np.isfinite(quality).all():
+            raise ValueError(f"the {name} curve has a rate that is not positive or a quality that is not finite")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", getattr(np, "exceptions", np).RankWarning)  # np.exceptions: NumPy ≥ 1.25
+            try:
+                fits.append(np.polyfit(quality, np.log(rate), min(3, len(np.unique(quality)) - 1)))
+            except getattr(np, "exceptions", np).RankWarning:
+                raise ValueError(f"the {name} curve's qualities ({quality.min():.4f}-{quality.max():.4f}) lie too "
+                                 "close together for a fit") from None
+        ranges.append((quality.min(), quality.max()))
+    low, high = max(r[0] for r in ranges), min(r[1] for r in ranges)
+    if not low < high:
+        raise ValueError(f"the quality ranges do not overlap ({names[0]} {ranges[0][0]:.2f}-{ranges[0][1]:.2f}, "
+                         f"{names[1]} {ranges[1][0]:.2f}-{ranges[1][1]:.2f})")
+    areas = []
+    for fit in fits:
+        integral = np.polyint(fit)
+        areas.append((np.polyval(integral, high) - np.polyval(integral, low)) / (high - low))
+    return (math.exp(areas[1] - areas[0]) - 1) * 100

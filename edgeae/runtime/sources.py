@@ -152,11 +152,11 @@ def opencv_has_gstreamer() -> bool:
 class CaptureOptions:
     """How a FrameSource captures: queue depth, reconnection backoff, network timeouts."""
 
-    file_queue: int = 8            # frames buffered ahead for files (blocking: nothing is dropped)
-    backoff_start_s: float = 0.1   # first reconnection delay, doubled after each failure …
-    backoff_max_s: float = 2.0     # … up to this
-    give_up_after_s: float = 30.0  # a live source down for longer than this ends
-    timeout_ms: int = 5000         # FFmpeg open/read timeout for streams
+    file_queue: int = 8                # frames buffered ahead for files (blocking: nothing is dropped)
+    backoff_start_s: float = 0.1       # first reconnection delay, doubled after each failure …
+    backoff_max_s: float = 2.0         # … up to this
+    reconnect_timeout_s: float = 30.0  # a live source down for longer than this gives up; 0: retry until stopped
+    timeout_ms: int = 5000             # FFmpeg open/read timeout for streams
 
 
 @dataclass
@@ -167,14 +167,19 @@ class Frame:
     index: int
     timestamp: float
     source: str
+    file: str = ""  # the image file's name, for folder and image sources: outputs are named after it
+
+
+def check_supported(spec: str, kind: str) -> None:
+    """Raise EdgeAEError for a source this OpenCV can never open (unlike a camera that is down for now)."""
+    if kind == "gstreamer" and not opencv_has_gstreamer():
+        raise EdgeAEError(f"source {spec!r} is a GStreamer pipeline but this OpenCV has no GStreamer; "
+                          "use an OpenCV built with it (e.g. JetPack's) or pass a camera index/URL")
 
 
 def _open_capture(spec: str, kind: str, options: CaptureOptions) -> cv2.VideoCapture:
     """Open a camera, stream, GStreamer pipeline or video file; raise EdgeAEError if OpenCV cannot."""
     if kind == "gstreamer":
-        if not opencv_has_gstreamer():
-            raise EdgeAEError(f"source {spec!r} is a GStreamer pipeline but this OpenCV has no GStreamer; "
-                              "use an OpenCV built with it (e.g. JetPack's) or pass a camera index/URL")
         cap = cv2.VideoCapture(spec, cv2.CAP_GSTREAMER)
     elif kind == "stream":
         cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, options.timeout_ms,
@@ -190,9 +195,11 @@ class FrameSource:
     """Frames from one source, captured in a daemon thread into a bounded queue.
 
     Live sources (camera, stream, GStreamer) keep only the newest frame, because latency matters more
-    than completeness; a live source that fails is reopened with exponential backoff and the gap is
-    reported as an event. Files and folders drop nothing (the thread blocks on a full queue) and end
-    cleanly. Events (gaps, skipped frames, the end) are dicts on `self.events`, read by the pipeline.
+    than completeness; a live source that is down, at the start or later, is reopened with capped
+    exponential backoff until it answers, it is stopped, or `reconnect_timeout_s` passes (then it ends
+    with a `gave_up` event and `self.gave_up` says why). Files and folders drop nothing (the thread blocks
+    on a full queue) and end cleanly. Events (outages, skipped frames, `source_end`) are dicts on `self.events`,
+    read by the pipeline.
     """
 
     def __init__(self, spec: str, name: str | None = None, options: CaptureOptions = CaptureOptions()):
@@ -204,13 +211,23 @@ class FrameSource:
         self.dropped = 0            # live frames replaced by a newer one before the pipeline took them
         self.read_seconds = 0.0     # time the capture thread spent reading + decoding
         self.fps = 0.0
+        self.gave_up = ""           # why a live source stopped retrying ("" while it has not)
         self._stop = threading.Event()
-        self._cap = None if self.kind in ("folder", "image") else _open_capture(self.spec, self.kind, options)
+        self._cap = None
+        self._down = ""             # why a live source could not be opened at the start (its thread retries)
+        check_supported(self.spec, self.kind)
         if self.kind == "folder":
             self._files = list_images(self.spec)
         elif self.kind == "image":
             self._files = [Path(self.spec)]
+        elif self.live:
+            try:
+                self._cap = _open_capture(self.spec, self.kind, options)
+            except EdgeAEError as e:
+                self._down = str(e)
         else:
+            self._cap = open_video(self.spec)
+        if self._cap is not None:
             self.fps = _sane_fps(self._cap.get(cv2.CAP_PROP_FPS))
         self.length = 0 if self.live else len(self._files) if self._cap is None else video_frame_count(self._cap)
         self._thread = threading.Thread(target=self._run, name=f"capture:{self.name}", daemon=True)
@@ -273,14 +290,14 @@ class FrameSource:
 
     def _run(self) -> None:
         try:
-            if self._cap is None:
+            if not self.live and self._cap is None:
                 self._read_files()
             else:
                 self._read_capture()
         except Exception as e:  # a bug or an OpenCV failure: end the source, say why, keep the others going
             self._event("error", message=f"{type(e).__name__}: {e}")
         finally:
-            self._event("end")
+            self._event("source_end")
             self._finish()
 
     def _read_files(self) -> None:
@@ -294,10 +311,12 @@ class FrameSource:
                 self._event("skip", frame=index, reason=str(e))
                 continue
             self.read_seconds += time.perf_counter() - start
-            self._put(Frame(image, index, float(index), self.name))
+            self._put(Frame(image, index, float(index), self.name, path.name))
 
     def _read_capture(self) -> None:
         index = 0
+        if self._cap is None and not self._reconnect(self._down):
+            return
         while not self._stop.is_set():
             start = time.perf_counter()
             ok = self._cap.grab()
@@ -305,7 +324,7 @@ class FrameSource:
                 if not self.live:
                     self._check_complete(index)
                     return
-                if not self._reconnect():
+                if not self._reconnect(f"{self.kind} {self.spec} stopped sending frames"):
                     return
                 continue
             ok, image = self._cap.retrieve()
@@ -329,22 +348,27 @@ class FrameSource:
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
         return msec / 1000 if msec > 0 or index == 0 else index / (self.fps or 1)
 
-    def _reconnect(self) -> bool:
-        """Reopen a failed live source with exponential backoff; report the gap. False: gave up."""
-        lost_at = time.time()
-        self._event("lost")
-        self._cap.release()
-        delay = self.options.backoff_start_s
+    def _reconnect(self, reason: str) -> bool:
+        """Reopen a live source with capped exponential backoff; report the outage. False: stopped or gave up."""
+        lost_at = time.monotonic()
+        self._event("lost", reason=reason)
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        delay, timeout = self.options.backoff_start_s, self.options.reconnect_timeout_s
         while not self._stop.wait(delay):
             try:
                 self._cap = _open_capture(self.spec, self.kind, self.options)
-            except EdgeAEError:
-                if time.time() - lost_at > self.options.give_up_after_s:
-                    self._event("gave_up", seconds=round(time.time() - lost_at, 3))
+            except EdgeAEError as e:
+                down = time.monotonic() - lost_at
+                if timeout and down > timeout:
+                    self.gave_up = str(e)
+                    self._event("gave_up", seconds=round(down, 3), reason=str(e))
                     return False
                 delay = min(2 * delay, self.options.backoff_max_s)
                 continue
-            gap = time.time() - lost_at
+            self.fps = self.fps or _sane_fps(self._cap.get(cv2.CAP_PROP_FPS))
+            gap = time.monotonic() - lost_at
             missed = round(gap * self.fps) if self.fps else None
             self._event("gap", seconds=round(gap, 3), frames_missed=missed)
             return True

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from edgeae.errors import EdgeAEError
+from edgeae.runtime.run_files import PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "int8")
 NO_GPU = "AOT, no GPU"
 
 

@@ -5,12 +5,14 @@ Sources (the `--data` value):
   PATH/TO/FOLDER       a folder of images
   PATH/TO/VIDEO.avi    a video file (frames sampled evenly)
   camera:N             N-th camera, collects --max-images frames
-  cifar:PATH           CIFAR-10 python batches (`cifar-10-batches-py`), read without torchvision
+  cifar:PATH           CIFAR-10 python batches (`cifar-10-batches-py`), read without torchvision and
+                       without running code: only containers and numpy arrays are unpickled
 Images come back as RGB uint8 HxWx3; training samples are random crops, float in [0, 1].
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 
@@ -19,6 +21,8 @@ import numpy as np
 
 from edgeae.errors import EdgeAEError
 from edgeae.runtime import sources
+
+log = logging.getLogger("edgeae.train")
 
 
 def load_images(source: str, max_images: int = 200, seed: int = 0) -> list[np.ndarray]:
@@ -58,12 +62,55 @@ def load_cifar10(folder: str | Path, max_images: int | None = None, split: str =
         raise EdgeAEError(f"{folder} has no CIFAR-10 batches ({names[0]}…); unpack cifar-10-python.tar.gz there")
     chunks = []
     for f in files:
-        with open(f, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
-        chunks.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        chunks.append(read_cifar_batch(f).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         if max_images is not None and sum(len(c) for c in chunks) >= max_images:
             break
     return np.concatenate(chunks)[:max_images]
+
+
+# What a CIFAR batch pickle may name besides dicts, lists, ints and strings: numpy's array and dtype
+# rebuilders. Anything else (os.system, builtins.eval, …) is code a data file has no business running.
+_RECONSTRUCT = np.zeros(1).__reduce__()[0]  # numpy's array rebuilder, wherever this numpy keeps it
+_NUMPY_REBUILDERS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,  # the name in CIFAR-10's own files
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,  # what numpy ≥ 2 writes
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: a pickle that names any other callable is refused
+    before it can run."""
+
+    def __init__(self, file, source: Path):
+        super().__init__(file, encoding="bytes")  # CIFAR-10's Python 2 strings stay bytes
+        self.source = source
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _NUMPY_REBUILDERS:
+            return _NUMPY_REBUILDERS[module, name]
+        callable_name = ascii(f"{module}.{name}")[:80]  # the file's own text: escaped, so one line
+        raise EdgeAEError(f"{self.source} is not a CIFAR-10 batch: it asks to run {callable_name}, which such files "
+                          "never hold; refused (delete the file, or re-download cifar-10-python.tar.gz)")
+
+
+def read_cifar_batch(path: Path) -> np.ndarray:
+    """The N×3072 uint8 "data" array of one CIFAR-10 python batch, unpickled without running its code."""
+    with open(path, "rb") as fh:
+        try:
+            batch = _CifarUnpickler(fh, path).load()
+        except EdgeAEError:
+            raise
+        except Exception as e:  # truncated or corrupt: pickle and numpy raise many kinds
+            reason = (str(e).splitlines() or [""])[0]
+            raise EdgeAEError(f"{path} is not a readable CIFAR-10 batch ({type(e).__name__}: {reason}); "
+                              "re-download cifar-10-python.tar.gz") from None
+    data = batch.get(b"data", batch.get("data")) if isinstance(batch, dict) else None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise EdgeAEError(f"{path} is not a CIFAR-10 batch: it needs a 'data' array of N×3072 uint8 "
+                          "(32×32 RGB planes); re-download cifar-10-python.tar.gz")
+    return data
 
 
 def synthetic_images(n: int, size: tuple[int, int] = (96, 128), seed: int = 0) -> list[np.ndarray]:
@@ -95,6 +142,22 @@ def split_train_val(images: list[np.ndarray], val_fraction: float) -> tuple[list
         raise EdgeAEError(f"need at least 2 images to split train/validation, got {len(images)}; add data")
     n_val = min(len(images) - 1, max(1, round(len(images) * val_fraction)))
     return images[:-n_val], images[-n_val:]
+
+
+def drop_smaller_than(images: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """The images at least size×size, so one small photo in a folder does not stop training; logs how many
+    were left out. Fewer than 2 left (train and validation each need one) is an error naming the fix."""
+    kept = [im for im in images if min(im.shape[:2]) >= size]
+    dropped = len(images) - len(kept)
+    if dropped:
+        h, w = min((im.shape[:2] for im in images if min(im.shape[:2]) < size), key=min)
+        log.warning("skipped %d of %d images smaller than the %dx%d training crop (the smallest is %dx%d)",
+                    dropped, len(images), size, size, w, h)
+    if len(kept) < 2:
+        sides = sorted((min(im.shape[:2]) for im in images), reverse=True) + [0, 0]
+        raise EdgeAEError(f"{len(kept)} of {len(images)} images are at least {size}x{size}, the training crop; give "
+                          f"larger images or a smaller --crop-size (at most {sides[1]} for these, e.g. 32 for CIFAR-10)")
+    return kept
 
 
 def random_crops(images: list[np.ndarray], n: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -16,6 +16,7 @@ import math
 import os
 import time
 import typing
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from edgeae.config import atomic_write_bytes, atomic_write_json, load_config, save_config
 from edgeae.errors import EdgeAEError
+from edgeae.outputs import OutputLock
 from edgeae.training import data as data_layer
 from edgeae.training.model import Autoencoder, ModelConfig, load_state
 from edgeae.training.noise import NOISE_KINDS, add_noise
@@ -49,6 +51,8 @@ class TrainConfig:
     max_images: int = 200
     crop_size: int = 32
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": annealed to 0 over all epochs' steps
+    grad_clip: float = 0.0  # > 0: clip the gradients' global norm to this (a loss spike cannot derail training)
     seed: int = 0
     device: str = "auto"
 
@@ -57,6 +61,8 @@ class TrainConfig:
             raise EdgeAEError(f"task {self.task!r} is not 'reconstruct' or 'denoise'")
         if self.noise not in NOISE_KINDS:
             raise EdgeAEError(f"noise {self.noise!r} is not one of {', '.join(NOISE_KINDS)}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise EdgeAEError(f"lr schedule {self.lr_schedule!r} is not 'constant' or 'cosine'")
         if self.crop_size % self.model.downsample:
             raise EdgeAEError(f"crop size {self.crop_size} is not a multiple of {self.model.downsample}")
         for name in ("epochs", "batch_size", "samples_per_epoch", "val_samples", "max_images"):
@@ -118,6 +124,15 @@ def _evaluate(model: nn.Module, crops: np.ndarray, cfg: TrainConfig, device: tor
     return total / (crops.size)
 
 
+def _lr_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per batch; "cosine" reaches 0 at the last step of the last epoch. The factor is computed
+    from cfg at every step (only the step count is checkpointed), so a resume with other --epochs rescales it."""
+    if cfg.lr_schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    steps = cfg.epochs * math.ceil(cfg.samples_per_epoch / cfg.batch_size)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
+
+
 def plot_losses(metrics: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -153,30 +168,42 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, pr
     """Train (or resume) into `run_dir`; returns the final metrics dict. Ctrl-C keeps last.pt.
 
     dist: set inside a torchrun worker (see edgeae.training.distributed): each rank trains on its shard
-    of every global batch; only rank 0 touches the run folder.
+    of every global batch; only rank 0 touches the run folder, and holds its lock: a second `train` on the
+    same folder is refused instead of mixing checkpoints in.
     """
     run_dir = Path(run_dir)
     main_rank = dist is None or dist.is_main
-    progress = progress and main_rank
     if main_rank:
         check_run_dir(cfg, run_dir, resume)
         run_dir.mkdir(parents=True, exist_ok=True)
+    with OutputLock(run_dir, "run folder") if main_rank else nullcontext():
+        return _train_locked(cfg, run_dir, resume, progress and main_rank, dist, main_rank)
+
+
+def _train_locked(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, dist: "DistContext | None",
+                  main_rank: bool) -> dict:
+    if main_rank:
+        check_run_dir(cfg, run_dir, resume)  # again under the lock: a writer may have finished meanwhile
         save_config(cfg, run_dir / "config.json")
 
     torch.manual_seed(cfg.seed)
     device = dist.device if dist else pick_device(cfg.device)
     images = data_layer.load_images(cfg.data, max_images=cfg.max_images, seed=cfg.seed)
+    images = data_layer.drop_smaller_than(images, cfg.crop_size)
     train_images, val_images = data_layer.split_train_val(images, cfg.val_fraction)
     val_crops = data_layer.random_crops(val_images, cfg.val_samples, cfg.crop_size, np.random.default_rng(cfg.seed + 2))
 
     model = Autoencoder(cfg.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = _lr_scheduler(optimizer, cfg)
     metrics: list[dict] = []
     start_epoch, best_val = 1, math.inf
     if resume:
         ckpt = dist.from_rank0(load_checkpoint, run_dir / "last.pt") if dist else load_checkpoint(run_dir / "last.pt")
         load_state(model, ckpt["model"], str(run_dir / "last.pt"))
         optimizer.load_state_dict(ckpt["optimizer"])
+        if "scheduler" in ckpt:
+            scheduler.load_state_dict(ckpt["scheduler"])
         start_epoch, best_val, metrics = ckpt["epoch"] + 1, ckpt["best_val"], list(ckpt["metrics"])
     net = dist.wrap(model) if dist else model
 
@@ -196,7 +223,10 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, pr
                 loss = nn.functional.mse_loss(net(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                 optimizer.step()
+                scheduler.step()
                 total += loss.item() * len(x)
                 seen += len(x)
                 bar.set_postfix(loss=f"{total / seen:.5f}")
@@ -216,6 +246,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, pr
                 best_val = val_loss
                 save_checkpoint(run_dir / "best.pt", {"model": state, "epoch": epoch, "val_loss": val_loss})
             save_checkpoint(run_dir / "last.pt", {"model": state, "optimizer": optimizer.state_dict(),
+                                                  "scheduler": scheduler.state_dict(),
                                                   "epoch": epoch, "best_val": best_val, "metrics": metrics})
             atomic_write_json(run_dir / "metrics.json", {"epochs": metrics, "best_val_loss": best_val})
     except KeyboardInterrupt:

@@ -107,3 +107,16 @@ def test_gpu_benchmark_without_cuda_exits_with_one_line(capsys):
     assert gpu_main(["--quick"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no CUDA GPU" in err
+
+
+def test_quick_run_tunes_first_and_times_the_tuned_default_and_every_candidate(quick_report):
+    report = json.loads((quick_report / "bench.json").read_text())
+    assert report["machine"]["cpu_summary"] and "isa" in report["machine"]
+    (tuning,) = report["tuning"].values()  # quick mode: one model stands in for every role
+    latency = report["sections"]["latency"]
+    assert latency["backends"]["tuned default"]["rows"] and latency["tuned"]
+    labels = {e["label"] for s in tuning["stages"] for e in s["candidates"]}
+    assert set(latency["candidates"]["ms"]) | set(latency["candidates"]["unavailable"]) == labels
+    text = (quick_report / "bench.md").read_text()
+    assert "Results differ by CPU" in text and "Every tuner candidate" in text
+    assert any(t["target"].startswith("tuned default at most 5 %") for t in report["targets"])

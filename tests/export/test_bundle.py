@@ -1,8 +1,12 @@
 """`edgeae deploy`: the bundle's contents, its manifest, safe extraction, and a real install without torch."""
 
+import ast
+import importlib.metadata
+import importlib.util
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from edgeae.cli import _parser, main
 from edgeae.errors import EdgeAEError
 from edgeae.export import bundle, bundle_verify
 from edgeae.export.bundle import DeployConfig, deploy, ssh_commands
@@ -173,45 +178,97 @@ def test_host_must_look_like_user_at_device(archive):
         ssh_commands(archive, "-oProxyCommand=evil")
 
 
-def test_prepare_without_tensorrt_leaves_onnxruntime(unpacked, monkeypatch):
-    monkeypatch.setattr("edgeae.doctor.tensorrt_flavours", lambda: {})
-    assert "ONNX Runtime will run" in bundle.prepare_model(unpacked / "model")
+def test_a_control_character_in_any_deploy_value_is_refused(trained_run, tmp_path):
+    for field in ("name", "source", "task", "wheels"):
+        with pytest.raises(EdgeAEError, match=f"--{field} .* has a control character"):
+            deploy(trained_run, DeployConfig(**{field: "x\ntouch pwned"}), tmp_path / "dist")
+    assert not (tmp_path / "dist").exists()
 
 
-def test_prepare_builds_an_engine_per_bundled_precision_where_tensorrt_is(unpacked, monkeypatch):
-    calls = []
-    monkeypatch.setattr("edgeae.doctor.tensorrt_flavours", lambda: {"tensorrt": "10.3"})
-    monkeypatch.setattr(bundle, "cli_verbs", lambda: {"build", "run"})
-    monkeypatch.setattr("edgeae.cli.main", lambda argv: calls.append(argv) or 0)
-    assert "built fp32" in bundle.prepare_model(unpacked / "model")
-    assert calls == [["build", str(unpacked / "model"), "--precision", "fp32"]]
+def test_deploy_with_a_newline_payload_exits_2_before_writing_anything(trained_run, tmp_path, capsys):
+    marker, out = tmp_path / "pwned", tmp_path / "dist"
+    assert main(["deploy", str(trained_run), "--out", str(out), "--source", f"0\ntouch {marker}"]) == 2
+    err = capsys.readouterr().err
+    assert "control character" in err and err.count("\n") == 1
+    assert not out.exists() and not marker.exists()
 
 
-def test_installed_bundle_runs_on_footage_without_torch(archive, footage, tmp_path):
-    """CI's deployment check: fresh venv from the bundle alone (plus PyPI), no torch, a real frame through it."""
+def test_install_script_refuses_a_source_with_a_newline_before_installing(unpacked, tmp_path):
+    marker, prefix = tmp_path / "pwned", tmp_path / "prefix"
+    result = subprocess.run([str(unpacked / "install.sh"), "--prefix", str(prefix), "--python", sys.executable,
+                             "--source", f"0\ntouch {marker}"], capture_output=True, text=True)
+    assert result.returncode == 2 and "control character" in result.stderr
+    assert not prefix.exists() and not marker.exists()
+
+
+def test_swapped_encoder_and_decoder_are_refused_at_deploy(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "encoder.onnx").rename(run / "swap.onnx")
+    (run / "decoder.onnx").rename(run / "encoder.onnx")
+    (run / "swap.onnx").rename(run / "decoder.onnx")
+    with pytest.raises(EdgeAEError, match="encoder.onnx is the decoder, not the encoder .*swapped"):
+        deploy(run, DeployConfig(), tmp_path / "dist")
+    assert not list((tmp_path / "dist").glob("*.tar.gz"))
+
+
+def test_service_restarts_always_and_runs_edgeae_with_arguments_it_accepts(unpacked):
+    unit = (unpacked / "edgeae.service.in").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    assert settings["Restart"] == "always" and int(settings["RestartSec"]) > 0
+    command = settings["ExecStart"].replace("@PREFIX@", "/opt/edgeae")
+    argv = shlex.split(command.replace("${EDGEAE_TASK}", "anomaly").replace("${EDGEAE_SOURCE}", "0"))
+    assert argv[0] == "/opt/edgeae/venv/bin/edgeae"
+    args = _parser().parse_args(argv[1:])
+    assert args.verb == "run" and args.reconnect_timeout == 0  # a lost camera is retried forever
+    # before each start: engines (re)built where TensorRT is, then the CPU forms re-tuned if tuning.json is stale
+    pre = [shlex.split(line.split("=", 1)[1]) for line in unit.splitlines() if line.startswith("ExecStartPre=")]
+    assert [argv[1:3] for argv in pre] == [["-m", "edgeae.runtime.engine_build"], ["-m", "edgeae.runtime.tuning"]]
+    assert all(importlib.util.find_spec(argv[2]) for argv in pre)
+    assert pre[1][-1] == "--if-stale"
+
+
+def test_bundle_does_not_import_the_cli():
+    tree = ast.parse(Path(bundle.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.startswith("edgeae.cli")}
+
+
+TENSORRT_RTX_WHEELS = ("tensorrt-rtx-cu13-libs", "tensorrt-rtx-cu13-bindings")
+
+
+def test_installed_bundle_builds_engines_and_runs_on_footage_without_torch(archive, footage, tensorrt_rtx, tmp_path):
+    """CI's deployment check: a fresh venv from the bundle alone (plus PyPI) and TensorRT-RTX, no torch, no onnx:
+    install.sh builds the TensorRT engines, writes the service's files, and a real frame goes through the model."""
     root = bundle_verify.extract(archive, tmp_path / "device")
-    prefix = tmp_path / "opt"
+    prefix, source = tmp_path / "opt", "rtsp://cam.local/live?a=1&b=2 ! it's $HOME \\ x"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    install = subprocess.run([str(root / "install.sh"), "--prefix", str(prefix), "--python", sys.executable],
-                             capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert install.returncode == 0, install.stdout + install.stderr
     python = prefix / "venv" / "bin" / "python"
-    no_torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True, env=env)
-    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
+    # TensorRT-RTX first, at the versions installed here (pip takes them from its cache); install.sh keeps the venv.
+    subprocess.run([sys.executable, "-m", "venv", str(prefix / "venv")], check=True, env=env)
+    pins = [f"{d}=={importlib.metadata.version(d)}" for d in TENSORRT_RTX_WHEELS]
+    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *pins],
+                         capture_output=True, text=True, env=env)
+    assert pip.returncode == 0, pip.stderr
+    install = subprocess.run([str(root / "install.sh"), "--prefix", str(prefix), "--python", sys.executable,
+                              "--source", source], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert install.returncode == 0, install.stdout + install.stderr
+    for module in ("torch", "onnx"):
+        missing = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, text=True, env=env)
+        assert missing.returncode != 0 and f"No module named '{module}'" in missing.stderr
+    assert "tensorrt-rtx" in install.stdout and "(2 built, 0 unchanged)" in install.stdout
+    for role in ("encoder", "decoder"):
+        engine = prefix / "model" / f"{role}.fp32.engine"
+        sidecar = json.loads(Path(f"{engine}.json").read_text())
+        assert sidecar["flavour"] == "tensorrt-rtx" and sidecar["engine_sha256"] == bundle_verify.sha256_file(engine)
+    read_back = subprocess.run(["bash", "-c", 'set -a; . "$1"; printf %s "$EDGEAE_SOURCE"', "-", str(prefix / "edgeae.env")],
+                               capture_output=True, text=True)
+    assert read_back.stdout == source  # one word, as the service's EnvironmentFile gives it to `edgeae run`
+    assert (prefix / "tiny-cpu.service").is_file()
     events = tmp_path / "events.jsonl"
     result = subprocess.run(run_from_bundle(prefix / "venv" / "bin" / "edgeae", prefix / "model",
                                             footage / "vtest.avi", events), capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     scored = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "frame"]
     assert len(scored) == 30 and all(e["frame"] >= 0 for e in scored)
-    assert (prefix / "tiny-cpu.service").is_file() and "Restart=on-failure" in (prefix / "tiny-cpu.service").read_text()
-
-
-def test_a_failing_engine_build_leaves_onnxruntime_running(unpacked, monkeypatch):
-    def build_crashes(argv):
-        raise RuntimeError("TensorRT could not parse the network")
-
-    monkeypatch.setattr("edgeae.doctor.tensorrt_flavours", lambda: {"tensorrt": "10.3"})
-    monkeypatch.setattr(bundle, "cli_verbs", lambda: {"build"})
-    monkeypatch.setattr("edgeae.cli.main", build_crashes)
-    assert "failed fp32 (ONNX Runtime covers them)" in bundle.prepare_model(unpacked / "model")

@@ -30,8 +30,24 @@ def test_metadata_describes_the_model_for_the_runtime(trained_run):
 def test_export_report_shows_fp32_parity_within_1e_5(trained_run):
     report = json.loads((trained_run / "export_report.json").read_text())
     assert report["passed"] and report["tolerance"] == 1e-5
-    assert {r["model"] for r in report["rows"]} == {"encoder", "decoder", "full"}
+    assert {r["model"] for r in report["rows"]} == {"encoder", "decoder", "full", "decoder.conv_transpose",
+                                                    "fused.depth_to_space", "fused.conv_transpose"}
     assert all(r["max_scaled"] <= 1e-5 for r in report["rows"])
+
+
+def test_export_writes_every_form_the_tuner_may_pick(trained_run):
+    checkpoint = {p.key: p.value for p in onnx.load(trained_run / "encoder.onnx").metadata_props}["edgeae.checkpoint_sha256"]
+    ops = {n.op_type for n in onnx.load(trained_run / "decoder.conv_transpose.onnx").graph.node}
+    assert "ConvTranspose" in ops and "DepthToSpace" not in ops
+    for form, op in (("depth_to_space", "DepthToSpace"), ("conv_transpose", "ConvTranspose")):
+        model = onnx.load(trained_run / f"autoencoder.{form}.onnx")
+        onnx.checker.check_model(model, full_check=True)
+        assert [i.name for i in model.graph.input] == ["image"] and [o.name for o in model.graph.output] == ["reconstruction"]
+        for value in (model.graph.input[0], model.graph.output[0]):
+            assert [d.dim_param for d in value.type.tensor_type.shape.dim] == ["batch", "", "height", "width"]
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert (meta["edgeae.role"], meta["edgeae.decoder_form"], meta["edgeae.checkpoint_sha256"]) == ("autoencoder", form, checkpoint)
+        assert op in {n.op_type for n in model.graph.node}
 
 
 def test_export_parity_on_real_frames(trained_run, footage, tmp_path):
@@ -88,3 +104,6 @@ def test_conv_transpose_decoder_form_is_still_available(trained_run, tmp_path):
     shutil.copytree(trained_run, run)
     report = export_onnx(run, ExportConfig(parity_shapes=((1, 32, 32),), decoder_form="conv_transpose"), progress=False)
     assert report["passed"] and "ConvTranspose" in {n.op_type for n in onnx.load(run / "decoder.onnx").graph.node}
+    # decoder.onnx is now the ConvTranspose form: the other form file is the rewrite, the previous one is gone
+    assert (run / "decoder.depth_to_space.onnx").is_file() and not (run / "decoder.conv_transpose.onnx").exists()
+    assert "decoder.depth_to_space" in {r["model"] for r in report["rows"]}

@@ -1,9 +1,13 @@
+import shutil
+
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from edgeae.errors import EdgeAEError
 from edgeae.runtime import Autoencoder
+from edgeae.runtime.autoencoder import ModelInfo
 from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edgeae.runtime.preprocess import batch_to_frames, frames_to_batch, pad_to_multiple
 from edgeae.training.train import load_model
@@ -55,3 +59,49 @@ def test_wrong_input_names_are_refused(trained_run):
     with OnnxRuntimeBackend.load(trained_run / "encoder.onnx") as backend:
         with pytest.raises(EdgeAEError, match="model expects"):
             backend.infer({"x": np.zeros((1, 3, 32, 32), np.float32)})
+
+
+GOOD_METADATA = {"edgeae.architecture": '{"name": "seed"}', "edgeae.downsample": "16", "edgeae.latent_channels": "96",
+                 "edgeae.task": "reconstruct", "edgeae.checkpoint_sha256": "ab" * 32}
+
+
+def test_sound_model_metadata_is_accepted():
+    info = ModelInfo.from_metadata(GOOD_METADATA, "encoder.onnx")
+    assert (info.downsample, info.latent_channels, info.task) == (16, 96, "reconstruct")
+
+
+@pytest.mark.parametrize("key, value", [
+    ("edgeae.downsample", "0"), ("edgeae.downsample", "12"), ("edgeae.downsample", "-16"),
+    ("edgeae.downsample", str(2 ** 40)), ("edgeae.latent_channels", "0"), ("edgeae.task", "segment"),
+    ("edgeae.architecture", "[16]"), ("edgeae.checkpoint_sha256", ""),
+])
+def test_impossible_model_metadata_is_one_line_error(key, value):
+    with pytest.raises(EdgeAEError, match=f"encoder.onnx: {key} .*re-export") as info:
+        ModelInfo.from_metadata({**GOOD_METADATA, key: value}, "encoder.onnx")
+    assert "\n" not in str(info.value)
+
+
+def _model_folder(trained_run, tmp_path, names=("encoder.onnx", "decoder.onnx")):
+    """A model folder holding trained_run's encoder and decoder under `names`."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for source, name in zip(("encoder.onnx", "decoder.onnx"), names):
+        shutil.copy(trained_run / source, folder / name)
+    return folder
+
+
+def test_model_with_downsample_0_is_refused_on_load(trained_run, tmp_path):
+    folder = _model_folder(trained_run, tmp_path)
+    for role in ("encoder", "decoder"):
+        model = onnx.load(folder / f"{role}.onnx")
+        next(p for p in model.metadata_props if p.key == "edgeae.downsample").value = "0"
+        onnx.save(model, folder / f"{role}.onnx")
+    with pytest.raises(EdgeAEError, match="edgeae.downsample 0 is not a power of two"):
+        Autoencoder.load(folder)
+
+
+def test_swapped_encoder_and_decoder_files_are_refused_on_load(trained_run, tmp_path):
+    folder = _model_folder(trained_run, tmp_path, names=("decoder.onnx", "encoder.onnx"))
+    with pytest.raises(EdgeAEError, match="is the decoder, not the encoder.*swapped"):
+        Autoencoder.load(folder)
+

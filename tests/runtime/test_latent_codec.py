@@ -59,3 +59,27 @@ def test_garbage_payload_is_a_clear_error():
 def test_bit_depth_out_of_range_is_refused(bits):
     with pytest.raises(EdgeAEError, match="bit depth"):
         LatentCodec((6, 5, 7), bits)
+
+
+def test_a_payload_declaring_more_symbols_than_its_latent_is_refused_unread():
+    import zstandard
+
+    frame = bytearray(zstandard.ZstdCompressor().compress(bytes(1 << 20)))
+    frame[5:9] = (0xFFFFFFFF).to_bytes(4, "little")  # the content size field: 4 GiB, never allocated
+    with pytest.raises(EdgeAEError, match="declares 4294967295 bytes of symbols, expected 210"):
+        LatentCodec((6, 5, 7), 8).decode(np.ones(6, "<f4").tobytes() + bytes(frame))
+
+
+@pytest.mark.parametrize("step", [np.nan, np.inf, -1.0, 3e38])
+def test_a_step_quantise_cannot_make_is_refused(step):
+    codec = LatentCodec((6, 5, 7), 8)
+    payload = bytearray(codec.encode(relu_latent())[0])
+    payload[8:12] = np.float32(step).tobytes()  # channel 2's step
+    with pytest.raises(EdgeAEError, match="channel 2 has quantisation step"):
+        codec.decode(bytes(payload))
+
+
+def test_a_payload_longer_than_max_payload_cannot_come_from_the_encoder():
+    codec = LatentCodec((6, 5, 7), 16)
+    noise = np.random.default_rng(0).uniform(0, 1, (6, 5, 7)).astype(np.float32)  # incompressible symbols
+    assert len(codec.encode(noise)[0]) <= codec.max_payload

@@ -1,11 +1,15 @@
-"""The per-step loop: buffers, batching across sources, size changes, per-stage timing."""
+"""The per-step loop: buffers, batching across sources, size changes, per-stage timing; `edgeae run` as a
+command: inputs never overwritten, counts checked, unwritable outputs fail, the log a journal can read."""
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import pytest
 
+from edgeae.cli import main
 from edgeae.runtime.pipeline import STAGES, BatchBuffers, Pipeline, RunConfig, format_profile, run
 from edgeae.runtime.preprocess import frames_to_batch
 from edgeae.runtime.sinks import SinkSet
@@ -30,12 +34,12 @@ class CountingModel:
     def __init__(self):
         self.batches = []
 
-    def encode_batch(self, batch):
+    def reconstruct_batch(self, batch):
         self.batches.append(len(batch))
         return batch
 
-    def decode_batch(self, latent):
-        return latent
+    def describe(self):
+        return "identity"
 
 
 def test_several_sources_share_one_inference_call_per_step(synthetic_video, tmp_path):
@@ -67,3 +71,75 @@ def test_frame_size_change_mid_stream_is_logged_and_processed(trained_run, tmp_p
     change = next(e for e in lines if e["event"] == "size_change")
     assert change["from"] == [48, 64] and change["to"] == [40, 72] and change["frame"] == 2
     assert summary["frames"] == 4 and sum(e["event"] == "frame" for e in lines) == 4
+
+
+def test_end_event_is_the_last_line_after_every_frame(trained_run, synthetic_video, tmp_path):
+    events = tmp_path / "events.jsonl"
+    run(RunConfig(run=str(trained_run), task="reconstruct", sources=(str(synthetic_video),), events=str(events),
+                  out_video=str(tmp_path / "out.avi"), threads=1), progress=False)
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    kinds = [e["event"] for e in lines]
+    assert kinds == ["frame"] * 24 + ["source_end", "end"]  # 24 frames, 8 of them in flight when capture ended
+    assert lines[-1]["reason"] == "complete" and lines[-1]["frames"] == 24
+
+
+@pytest.fixture
+def clip(synthetic_video, tmp_path):
+    """A private copy of the synthetic video: a test may try to overwrite it."""
+    return shutil.copy(synthetic_video, tmp_path / "clip.avi")
+
+
+def overwrite_cases(tmp_path, clip):
+    (tmp_path / "link.avi").symlink_to(clip)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), np.zeros((32, 32, 3), np.uint8))
+    shutil.copy(clip, tmp_path / "out_1.avi")
+    return {
+        "video over source": (["--source", clip, "--out-video", clip], clip),
+        "through a symlink": (["--source", tmp_path / "link.avi", "--out-video", clip], clip),
+        "events over source": (["--source", clip, "--events", clip], clip),
+        "frames over source folder": (["--source", folder, "--out-frames", folder], folder / "0.png"),
+        "per-source name": (["--source", clip, "--source", tmp_path / "out_1.avi", "--out-video", tmp_path / "out.avi"],
+                            tmp_path / "out_1.avi"),
+    }
+
+
+@pytest.mark.parametrize("case", ["video over source", "through a symlink", "events over source",
+                                  "frames over source folder", "per-source name"])
+def test_output_that_is_an_input_is_refused_and_the_input_kept(trained_run, clip, tmp_path, capsys, case):
+    argv, kept = overwrite_cases(tmp_path, clip)[case]
+    before = kept.read_bytes()
+    assert main(["run", str(trained_run), "--task", "reconstruct", *map(str, argv)]) == 2
+    assert "would destroy the input" in capsys.readouterr().err
+    assert kept.read_bytes() == before
+
+
+@pytest.mark.parametrize("option, value", [("--threads", "100000"), ("--threads", "-1"), ("--max-frames", "-1"),
+                                           ("--reconnect-timeout", "-1"), ("--reconnect-timeout", "nan")])
+def test_out_of_range_counts_are_usage_errors(option, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "no_such_run", "--source", "clip.avi", option, value])
+    assert exit_.value.code == 2 and "out of range" in capsys.readouterr().err
+
+
+def test_run_whose_only_output_cannot_be_written_fails(trained_run, clip, tmp_path, capsys):
+    (tmp_path / "file").write_text("a file, not a folder")
+    assert main(["run", str(trained_run), "--task", "reconstruct", "--source", str(clip),
+                 "--out-video", str(tmp_path / "file" / "out.avi")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out.avi" in err[0] and "Traceback" not in err[0]
+
+
+def test_log_is_one_json_line_per_event_without_progress_bar_off_a_terminal(trained_run, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((32, 48, 3), 50 * i, np.uint8))
+    (folder / "1.png").write_bytes(b"not a png")  # a `skip` event, worth a log line
+    assert main(["run", str(trained_run), "--task", "reconstruct", "--source", str(folder), "--threads", "1",
+                 "--events", str(tmp_path / "e.jsonl")]) == 0
+    err = capsys.readouterr().err  # captured: not a terminal
+    lines = [json.loads(line) for line in err.splitlines()]  # every line is JSON: no bar, no dict text
+    assert [e.get("event") for e in lines] == ["skip", "source_end", "end"]
+    assert lines[0]["level"] == "info" and lines[0]["frame"] == 1 and lines[-1]["reason"] == "complete"

@@ -60,6 +60,17 @@ def test_engine_for_other_compute_capabilities_is_refused(built_engines):
     assert refusal(sidecar, trt, tensorrt_flavour.CudaDevice("NVIDIA RTX 4090", "8.9")) is None
 
 
+def test_engine_that_does_not_match_its_sidecar_sha256_is_refused(built_engines, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(built_engines, run)
+    engine = run / "encoder.fp32.engine"
+    data = bytearray(engine.read_bytes())
+    data[len(data) // 2] ^= 1
+    engine.write_bytes(bytes(data))
+    with pytest.raises(EdgeAEError, match="does not match the engine_sha256 in its sidecar.*rebuild it"):
+        TensorRTBackend.load(engine)
+
+
 def test_missing_sidecar_is_a_clear_error(built_engines, tmp_path):
     shutil.copy(built_engines / "encoder.fp32.engine", tmp_path)
     with pytest.raises(EdgeAEError, match="sidecar encoder.fp32.engine.json not found"):

@@ -1,4 +1,6 @@
+import io
 import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -46,6 +48,81 @@ def test_cifar_pickle_batches_read_without_torchvision(tmp_path):
     assert images[0][0, 0].tolist() == [raw[0, 0], raw[0, 1024], raw[0, 2048]]
 
 
+class _Py2Pickler(pickle._Pickler):
+    """Pickles bytes and str as Python 2 strings (SHORT_BINSTRING / BINSTRING), as cPickle wrote CIFAR-10."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj: bytes | str) -> None:
+        raw = obj.encode("latin-1") if isinstance(obj, str) else obj
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
+        self.memoize(obj)
+
+    dispatch[bytes] = dispatch[str] = save_py2_str
+
+
+def _cifar_10_batch_bytes(data: np.ndarray) -> bytes:
+    """A batch in CIFAR-10's own format: a protocol-2 Python 2 pickle naming numpy.core.multiarray."""
+    batch = {b"batch_label": b"training batch 1 of 5", b"labels": [3, 7][:len(data)], b"data": data,
+             b"filenames": [b"a.png", b"b.png"][:len(data)]}
+    buffer = io.BytesIO()
+    _Py2Pickler(buffer, protocol=2).dump(batch)
+    return buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+def test_cifar_10_batch_in_its_original_python_2_format_loads(tmp_path):
+    raw = np.random.default_rng(0).integers(0, 256, (2, 3072), dtype=np.uint8)
+    (tmp_path / "data_batch_1").write_bytes(_cifar_10_batch_bytes(raw))
+    images = data.load_images(str(tmp_path))
+    assert len(images) == 2 and np.array_equal(images[1].transpose(2, 0, 1).reshape(3072), raw[1])
+
+
+class _CreatesAFile:
+    """A pickle payload: unpickling it calls open(path, "w")."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def _write_hostile_batch(folder, marker) -> None:
+    with open(folder / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": _CreatesAFile(marker), b"labels": []}, f)
+
+
+def test_cifar_batch_that_would_run_code_is_refused_before_it_runs(tmp_path):
+    _write_hostile_batch(tmp_path, tmp_path / "pwned")
+    with pytest.raises(EdgeAEError, match=r"not a CIFAR-10 batch: it asks to run '[a-z_]+\.open'"):
+        data.load_images(f"cifar:{tmp_path}")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_train_on_a_hostile_cifar_folder_exits_2_with_one_line_and_runs_nothing(tmp_path, capsys):
+    from edgeae.cli import main
+
+    (tmp_path / "data").mkdir()
+    _write_hostile_batch(tmp_path / "data", tmp_path / "pwned")
+    assert main(["train", "--data", str(tmp_path / "data"), "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "not a CIFAR-10 batch" in err, err
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x02}q\x00(U\x04data", pickle.dumps({b"labels": [1]}),
+                                     pickle.dumps({b"data": np.zeros((2, 100), np.uint8)})],
+                         ids=["empty", "truncated", "no data", "not 3072 values per image"])
+def test_truncated_or_wrong_cifar_batch_is_one_line_error(tmp_path, content):
+    (tmp_path / "data_batch_1").write_bytes(content)
+    with pytest.raises(EdgeAEError, match="CIFAR-10 batch") as info:
+        data.load_images(str(tmp_path))
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("make_source, message", [
     (lambda p: str(p / "missing"), "not found"),
     (lambda p: str(p), "has no images"),
@@ -68,3 +145,22 @@ def test_noise_changes_images_and_stays_in_range(kind, level):
     noisy = add_noise(clean, kind, level, np.random.default_rng(0))
     assert noisy.shape == clean.shape and 0 <= noisy.min() and noisy.max() <= 1
     assert not np.allclose(noisy, clean)
+
+
+def test_images_smaller_than_the_crop_are_skipped_with_a_count_in_the_log(caplog):
+    images = [np.zeros((130, 100, 3), np.uint8), np.zeros((192, 256, 3), np.uint8), np.zeros((128, 128, 3), np.uint8)]
+    with caplog.at_level("WARNING", logger="edgeae.train"):
+        kept = data.drop_smaller_than(images, 128)
+    assert [im.shape for im in kept] == [(192, 256, 3), (128, 128, 3)]
+    assert "skipped 1 of 3 images smaller than the 128x128 training crop (the smallest is 100x130)" in caplog.text
+
+
+def test_cifar_with_the_default_crop_is_one_line_naming_the_crop_size_to_use(tmp_path, capsys):
+    from edgeae.cli import main
+
+    (tmp_path / "cifar").mkdir()
+    with open(tmp_path / "cifar" / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0] * 4}, f)
+    assert main(["train", "--data", f"cifar:{tmp_path / 'cifar'}", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "0 of 4 images are at least 128x128" in err and "--crop-size" in err, err

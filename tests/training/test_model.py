@@ -56,3 +56,39 @@ def test_rewritten_decoder_equals_the_trained_decoder():
     z = torch.rand(1, 96, 5, 7) * 10
     with torch.no_grad():
         assert (depth_to_space_decoder(model.decoder)(z) - model.decoder(z)).abs().max() <= 1e-5
+
+
+def test_denoiser_latent_is_the_denoised_image_unshuffled():
+    cfg = ModelConfig.named("denoiser")
+    model = Autoencoder(cfg).eval()
+    x = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        z = model.encoder(x)
+        assert cfg.downsample == 4 and z.shape == (2, 48, 8, 12) and cfg.latent_channels == 48
+        assert torch.equal(model.decoder(z), nn.PixelShuffle(4)(z)) and model(x).shape == x.shape
+
+
+def test_denoiser_predicts_a_residual_on_its_input():
+    model = Autoencoder(ModelConfig.named("denoiser-half")).eval()
+    nn.init.zeros_(model.encoder.tail.weight)
+    nn.init.zeros_(model.encoder.tail.bias)
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        assert (model(x) - x).abs().max() <= 1e-6  # zero residual: the noisy input comes back exactly
+
+
+def test_denoiser_decoder_needs_no_rewrite_for_depth_to_space():
+    model = Autoencoder(ModelConfig.named("denoiser")).eval()
+    assert depth_to_space_decoder(model.decoder) is model.decoder
+
+
+def test_denoiser_config_survives_a_json_round_trip():
+    from edgeae.config import from_dict, to_dict
+
+    cfg = ModelConfig.named("denoiser-s")
+    assert from_dict(ModelConfig, to_dict(cfg)) == cfg and cfg.residual and not ModelConfig().residual
+
+
+def test_denoiser_widths_of_mixed_sizes_are_refused():
+    with pytest.raises(EdgeAEError, match="need one width"):
+        Autoencoder(ModelConfig("denoiser", widths=(32, 64, 64), unshuffle=2))

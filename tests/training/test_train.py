@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from edgeae.errors import EdgeAEError
+from edgeae.outputs import OutputLock
 from edgeae.training.train import TrainConfig, load_model, train
 
 TINY = dict(data="synthetic", samples_per_epoch=512, val_samples=128, max_images=12, batch_size=64)
@@ -72,3 +73,11 @@ def test_interrupt_keeps_the_last_complete_checkpoint(tmp_path, monkeypatch):
         train(TrainConfig(epochs=3, **TINY), tmp_path / "run", progress=False)
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 1
+
+
+def test_second_train_into_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    (tmp_path / "run").mkdir()
+    with OutputLock(tmp_path / "run"):  # what a first `edgeae train --out run` holds until it ends
+        with pytest.raises(EdgeAEError, match="being written by another edgeae process"):
+            train(TrainConfig(epochs=1, **TINY), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.json").exists()

@@ -10,6 +10,7 @@ BACKENDS = {
     "onnxruntime": "edgeae.runtime.backends.onnxruntime:OnnxRuntimeBackend",
     "opencv-dnn": "edgeae.runtime.backends.opencv_dnn:OpenCVDnnBackend",
     "tensorrt": "edgeae.runtime.backends.tensorrt:TensorRTBackend",
+    "openvino": "edgeae.runtime.backends.openvino:OpenVINOBackend",
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeae.errors import EdgeAEError
+from edgeae.runtime.run_files import onnx_path
 
 
 class Backend(ABC):
@@ -24,7 +25,7 @@ class Backend(ABC):
     @classmethod
     def model_file(cls, model_dir: str | os.PathLike, role: str, precision: str) -> Path:
         """The file this backend loads for `role` ("encoder"/"decoder") at `precision` in a run folder."""
-        return Path(model_dir) / (f"{role}.onnx" if precision == "fp32" else f"{role}.{precision}.onnx")
+        return onnx_path(model_dir, role, precision)
 
     @classmethod
     @abstractmethod

@@ -11,6 +11,9 @@ from edgeae.errors import EdgeAEError
 from edgeae.runtime.backends.base import Backend
 
 
+OPTIMIZATION_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
 def default_providers() -> list[str]:
     import onnxruntime as ort
 
@@ -30,19 +33,24 @@ class OnnxRuntimeBackend(Backend):
         self.providers = session.get_providers()
 
     @classmethod
-    def load(cls, path: str | os.PathLike, providers: list[str] | None = None, threads: int = 0) -> "OnnxRuntimeBackend":
-        """threads: intra-op threads (0 = ONNX Runtime's default, one per physical core)."""
+    def load(cls, path: str | os.PathLike, providers: list[str] | None = None, threads: int = 0,
+             spinning: bool = False, optimization: str = "all") -> "OnnxRuntimeBackend":
+        """threads: intra-op threads (0 = ONNX Runtime's default, one per physical core).
+        spinning, optimization ("basic", "extended", "all"): what the tuner (runtime/tuning.py) times per device."""
         import onnxruntime as ort
 
         path = Path(path)
         if not path.is_file():
             raise EdgeAEError(f"model {path} not found; run 'edgeae export RUN' first")
+        if optimization not in OPTIMIZATION_LEVELS:
+            raise EdgeAEError(f"ONNX Runtime optimization {optimization!r} is not one of {', '.join(OPTIMIZATION_LEVELS)}")
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[optimization])
         options.intra_op_num_threads = threads
-        # An autoencoder is two sessions run back to back: with spinning on, the encoder's idle workers spin
-        # while the decoder runs and steal its cores (768x576 on 2 cores: 46.7 ms spinning vs 35.5 ms not).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Off by default: with two sessions run back to back, the encoder's idle workers spin while the
+        # decoder runs and steal its cores (768x576 on 2 cores: 46.7 ms spinning vs 35.5 ms not). One fused
+        # session can gain from it on some CPUs; the tuner decides there.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         options.log_severity_level = 3
         providers = providers or default_providers()
         if "CUDAExecutionProvider" in providers and hasattr(ort, "preload_dlls"):

@@ -7,13 +7,15 @@ one execution context and one CUDA stream; device and pinned host buffers grow t
 seen and are reused, so a steady stream of frames allocates nothing. Memory and streams come from
 cuda-python, not torch.
 
-Before deserialising, the engine's sidecar (`<engine>.json`, written by `edgeae build`) is checked
-against this library and device: an engine built elsewhere is refused with the reason.
+Before deserialising, the engine must match the sha256 in its sidecar (`<engine>.json`, written by
+`edgeae.runtime.engine_build`), and the sidecar is checked against this library and device: a changed
+engine, or one built elsewhere, is refused with the reason.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -23,12 +25,15 @@ import numpy as np
 from edgeae.errors import EdgeAEError
 from edgeae.runtime import tensorrt_flavour
 from edgeae.runtime.backends.base import Backend
+from edgeae.runtime.engine_cache import sidecar_path
+from edgeae.runtime.run_files import engine_path
 
-REBUILD = "run 'edgeae build RUN --precision {precision}' here to rebuild"
+REBUILD = ("rebuild it here: 'edgeae build RUN --precision {precision}', or for an installed bundle "
+           "'python -m edgeae.runtime.engine_build MODEL_DIR'")
 
 
 def read_sidecar(engine: Path) -> dict:
-    sidecar = Path(f"{engine}.json")
+    sidecar = sidecar_path(engine)
     if not Path(engine).is_file() or not sidecar.is_file():
         raise EdgeAEError(f"engine {engine} or its sidecar {sidecar.name} not found; run 'edgeae build RUN' first")
     try:
@@ -129,24 +134,28 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def model_file(cls, model_dir: str | os.PathLike, role: str, precision: str) -> Path:
-        return Path(model_dir) / f"{role}.{precision}.engine"
+        return engine_path(model_dir, role, precision)
 
     @classmethod
     def load(cls, path: str | os.PathLike, **options) -> "TensorRTBackend":
         path = Path(path)
         sidecar = read_sidecar(path)
+        rebuild = REBUILD.format(precision=sidecar.get("precision", "fp32"))
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sidecar.get("engine_sha256"):
+            raise EdgeAEError(f"refusing {path}: it does not match the engine_sha256 in its sidecar "
+                              f"(changed or partly written since it was built); {rebuild}")
         trt = tensorrt_flavour.load(sidecar.get("flavour", "auto"))
         reason = refusal(sidecar, trt, tensorrt_flavour.cuda_device())
         if reason:
             raise EdgeAEError(f"refusing {path}: {reason}")
-        data, runtime = path.read_bytes(), trt.trt.Runtime(trt.logger)
+        runtime = trt.trt.Runtime(trt.logger)
         invalid = trt.engine_invalid_reason(runtime, data)
         if invalid:
-            rebuild = REBUILD.format(precision=sidecar.get("precision", "fp32"))
             raise EdgeAEError(f"refusing {path}: {trt.name} says {invalid}; {rebuild}")
         engine = runtime.deserialize_cuda_engine(data)
         if engine is None:
-            raise EdgeAEError(f"TensorRT could not deserialise {path} ({trt.last_error()}); rebuild it with 'edgeae build RUN'")
+            raise EdgeAEError(f"TensorRT could not deserialise {path} ({trt.last_error()}); {rebuild}")
         return cls(trt, runtime, engine, sidecar, path)
 
     def _set_shapes(self, feeds: dict[str, np.ndarray]) -> None:

@@ -20,6 +20,7 @@ the false-alarm rate on unseen normal frames below 1 − quantile.
 from __future__ import annotations
 
 import io
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,11 +31,14 @@ from tqdm import tqdm
 
 from edgeae.config import atomic_write_bytes, load_config, save_config
 from edgeae.errors import EdgeAEError
-from edgeae.runtime.pipeline import FrameResult
+from edgeae.runtime.tasks.base import FrameResult
 from edgeae.runtime.preprocess import frames_to_batch
+from edgeae.runtime.visualise import WHITE, draw_label
 
 CALIBRATION_FILE = "anomaly.json"
 REFERENCE_FILE = "anomaly_reference.npy"
+QUANTILE_RANGE = (0.5, 1.0)  # below the median, half of the normal frames would be flagged
+MARGIN_RANGE = (1.0, 100.0)  # below 1 defeats the margin's purpose; above 100 nothing is ever flagged
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,20 @@ class AnomalyConfig:
     score_max: float = 0.0
     checkpoint_sha256: str = ""
 
-    def validate(self) -> None:
-        if not 0 < self.quantile < 1:
-            raise EdgeAEError(f"quantile {self.quantile} must be between 0 and 1 (e.g. 0.995)")
+    def validate(self, calibrated: bool = True) -> None:
+        """Refuse settings that would crash or silently flag nothing (a NaN threshold is never exceeded).
+        calibrated: also check the threshold (False for the settings `calibrate` starts from)."""
+        ranges = {"quantile": QUANTILE_RANGE, "margin": MARGIN_RANGE}
+        for name, (low, high) in ranges.items():
+            if not low <= getattr(self, name) <= high:  # `not <=` refuses nan too
+                raise EdgeAEError(f"anomaly {name} {getattr(self, name)} must be from {low} to {high}")
         for name in ("scale", "smoothing", "top_k", "consecutive"):
             if getattr(self, name) < 1:
                 raise EdgeAEError(f"anomaly {name} must be at least 1, got {getattr(self, name)}")
+        if self.reference and (Path(self.reference).name != self.reference or self.reference in (".", "..")):
+            raise EdgeAEError(f"anomaly reference {self.reference!r} must be a file name in the run folder")
+        if calibrated and not (math.isfinite(self.threshold) and self.threshold > 0):
+            raise EdgeAEError(f"anomaly threshold {self.threshold} must be a finite number above 0")
 
 
 def error_maps(batch: np.ndarray, recon: np.ndarray, diff: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -105,6 +117,13 @@ def anomaly_box(small_map: np.ndarray, threshold: float, scale: int) -> tuple[in
     return x, y, w, h
 
 
+def pixel_map(small_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The reduced map stretched back to the frame's `size` (h, w), bilinear: one score per frame pixel,
+    in the units of the frame score (above the threshold = anomalous). What --out-maps writes and eval's
+    pixel AUROC ranks."""
+    return cv2.resize(small_map, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
 def overlay(frame: np.ndarray, small_map: np.ndarray, threshold: float, score: float,
             box: tuple[int, int, int, int] | None, alarm: bool) -> np.ndarray:
     """Frame with the error heatmap blended in (JET: red = twice the threshold), box and score."""
@@ -117,9 +136,7 @@ def overlay(frame: np.ndarray, small_map: np.ndarray, threshold: float, score: f
         x, y, bw, bh = box
         cv2.rectangle(image, (x, y), (x + bw, y + bh), colour, 2)
     text = f"score {score / threshold:.2f}x{'  ALARM' if alarm else ''}"
-    cv2.putText(image, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(image, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour if score > threshold else (255, 255, 255), 1, cv2.LINE_AA)
-    return image
+    return draw_label(image, text, colour=colour if score > threshold else WHITE)
 
 
 class ConsecutiveAlarm:
@@ -147,6 +164,7 @@ class AnomalyTask:
 
     def __init__(self, cfg: AnomalyConfig, reference: np.ndarray | None = None):
         self.cfg, self.reference = cfg, reference
+        self.full_maps = False  # FrameResult.score_map: the pixel_map of each frame (for --out-maps)
         self.alarms: dict[str, ConsecutiveAlarm] = {}
         self._buffers: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._references: dict[tuple, np.ndarray] = {}
@@ -160,6 +178,17 @@ class AnomalyTask:
             self._references[small.shape] = cv2.resize(self.reference, small.shape[::-1], interpolation=cv2.INTER_AREA)
         np.subtract(small, self._references[small.shape], out=small)
         return np.maximum(small, 0, out=small)
+
+    def set_threshold(self, threshold: float) -> None:
+        """Decide with `threshold` instead of the calibrated one (`edgeae run --threshold`)."""
+        cfg = replace(self.cfg, threshold=threshold)
+        cfg.validate()
+        self.cfg = cfg
+
+    def score(self, error: np.ndarray) -> tuple[float, np.ndarray]:
+        """One frame's H×W error → (frame score, reduced map)."""
+        small = self.reduced_map(error)
+        return frame_score(small, self.cfg.top_k), small
 
     def errors(self, batch: np.ndarray, recon: np.ndarray) -> np.ndarray:
         # Buffers are kept per batch shape, so a steady stream allocates nothing after its first step.
@@ -176,8 +205,7 @@ class AnomalyTask:
     def _one(self, frame, error: np.ndarray, draw: bool) -> FrameResult:
         cfg = self.cfg
         h, w = frame.image.shape[:2]
-        small = self.reduced_map(error[:h, :w])
-        score = frame_score(small, cfg.top_k)
+        score, small = self.score(error[:h, :w])
         anomalous = score > cfg.threshold
         alarm = self.alarms.setdefault(frame.source, ConsecutiveAlarm(cfg.consecutive))
         change = alarm.update(anomalous)
@@ -187,7 +215,7 @@ class AnomalyTask:
                  "alarm": alarm.active, "box": box}
         events = [event] + ([{**event, "event": change}] if change else [])
         image = overlay(frame.image, small, cfg.threshold, score, box, alarm.active) if draw else None
-        return FrameResult(image=image, events=events)
+        return FrameResult(image=image, events=events, score_map=pixel_map(small, (h, w)) if self.full_maps else None)
 
 
 def load_task(run_dir: str | os.PathLike, checkpoint_sha256: str | None = None) -> AnomalyTask:
@@ -197,25 +225,42 @@ def load_task(run_dir: str | os.PathLike, checkpoint_sha256: str | None = None) 
         raise EdgeAEError(f"{run_dir} has no anomaly threshold ({CALIBRATION_FILE}); "
                           f"run 'edgeae calibrate {run_dir} --data NORMAL_FOOTAGE' first")
     cfg = load_config(AnomalyConfig, path)
+    try:
+        cfg.validate()
+    except EdgeAEError as e:
+        raise EdgeAEError(f"{path}: {e}; rerun 'edgeae calibrate {run_dir} --data NORMAL_FOOTAGE'") from None
     if checkpoint_sha256 and cfg.checkpoint_sha256 != checkpoint_sha256:
         raise EdgeAEError(f"{path} was calibrated for another model; rerun 'edgeae calibrate {run_dir} --data …'")
-    reference = None
-    if cfg.reference:
-        try:
-            reference = np.load(Path(run_dir) / cfg.reference, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as e:
-            raise EdgeAEError(f"{Path(run_dir) / cfg.reference} unreadable ({e}); rerun 'edgeae calibrate {run_dir}'") from None
+    reference = load_reference(Path(run_dir) / cfg.reference) if cfg.reference else None
     return AnomalyTask(cfg, reference)
 
 
-def calibrate(ae, frames, cfg: AnomalyConfig, progress: bool = True) -> tuple[AnomalyConfig, np.ndarray | None]:
-    """Score normal frames with `ae`: returns `cfg` with threshold and statistics, and the reference map."""
-    cfg.validate()
+def load_reference(path: Path) -> np.ndarray:
+    """The reference map: a 2-D array of finite errors (a NaN would zero every score it touches)."""
+    fix = f"rerun 'edgeae calibrate {path.parent} --data NORMAL_FOOTAGE'"
+    try:
+        reference = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise EdgeAEError(f"{path} unreadable ({(str(e).splitlines() or [''])[0]}); {fix}") from None
+    if reference.dtype.kind not in "fiu" or reference.ndim != 2 or reference.size == 0:
+        raise EdgeAEError(f"{path} holds a {reference.dtype} array of shape {reference.shape}, "
+                          f"not a 2-D error map; {fix}")
+    reference = reference.astype(np.float32)
+    if not np.isfinite(reference).all():
+        raise EdgeAEError(f"{path} holds NaN or infinite errors; {fix}")
+    return reference
+
+
+def calibrate(ae, frames, cfg: AnomalyConfig, progress: bool = True,
+              total: int | None = None) -> tuple[AnomalyConfig, np.ndarray | None]:
+    """Score normal frames with `ae`: returns `cfg` with threshold and statistics, and the reference map.
+    total: how many frames there are, for the progress bar."""
+    cfg.validate(calibrated=False)
     task = AnomalyTask(cfg)
     maps = []
-    for image in tqdm(frames, desc="calibrate", unit="frame", disable=not progress):
+    for image in tqdm(frames, desc="calibrate", unit="frame", total=total, disable=not progress):
         batch, size = frames_to_batch([image], ae.info.downsample)
-        error = task.errors(batch, ae.decode_batch(ae.encode_batch(batch)))[0, :size[0], :size[1]]
+        error = task.errors(batch, ae.reconstruct_batch(batch))[0, :size[0], :size[1]]
         maps.append(task.reduced_map(error).copy())
     if not maps:
         raise EdgeAEError("no frames to calibrate on; point --data at normal footage")
@@ -226,6 +271,13 @@ def calibrate(ae, frames, cfg: AnomalyConfig, progress: bool = True) -> tuple[An
     cfg = replace(cfg, threshold=calibrate_threshold(scores, cfg.quantile, cfg.margin), frames=len(scores),
                   score_mean=float(scores.mean()), score_std=float(scores.std()), score_max=float(scores.max()),
                   checkpoint_sha256=ae.info.checkpoint_sha256)
+    if not (np.isfinite(scores).all() and (reference is None or np.isfinite(reference).all())):
+        raise EdgeAEError("the model's reconstruction error on the calibration frames is NaN or infinite; "
+                          "re-export the model ('edgeae export RUN') and check it with 'edgeae reconstruct'")
+    if not cfg.threshold > 0:
+        raise EdgeAEError(f"all {len(scores)} calibration frames scored 0 (identical frames?), so any change "
+                          "would be an anomaly; calibrate on longer normal footage")
+    cfg.validate()
     return cfg, reference
 
 
@@ -234,12 +286,22 @@ def calibrate_run(run_dir: str | os.PathLike, data: str, cfg: AnomalyConfig, lim
     """Calibrate on the first `limit` frames of `data`; save RUN/anomaly.json and the reference map."""
     from edgeae.runtime.autoencoder import Autoencoder
     from edgeae.runtime.sources import iter_frames
+    from edgeae.runtime.tasks.compress import probe_source
 
+    # A camera or a stream is not opened twice: it gives `limit` frames
+    count = None if "://" in str(data) else probe_source(str(data))[1]
+    total = min(count, limit) if count else limit
     with Autoencoder.load(run_dir, backend=backend, **options) as ae:
-        result, reference = calibrate(ae, iter_frames(data, limit=limit), replace(cfg, source=str(data)), progress)
+        result, reference = calibrate(ae, iter_frames(data, limit=limit), replace(cfg, source=str(data)), progress,
+                                      total)
+    save_calibration(run_dir, result, reference)
+    return result
+
+
+def save_calibration(run_dir: str | os.PathLike, cfg: AnomalyConfig, reference: np.ndarray | None) -> None:
+    """Write RUN/anomaly.json and, with a reference, the reference map (each atomically)."""
     if reference is not None:
         buffer = io.BytesIO()
         np.save(buffer, reference, allow_pickle=False)
-        atomic_write_bytes(Path(run_dir) / result.reference, buffer.getvalue())
-    save_config(result, Path(run_dir) / CALIBRATION_FILE)
-    return result
+        atomic_write_bytes(Path(run_dir) / cfg.reference, buffer.getvalue())
+    save_config(cfg, Path(run_dir) / CALIBRATION_FILE)

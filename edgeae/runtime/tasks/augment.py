@@ -18,10 +18,11 @@ from tqdm import tqdm
 
 from edgeae.config import atomic_write_json, to_dict
 from edgeae.errors import EdgeAEError
+from edgeae.outputs import OutputLock, refuse_overwriting_inputs
 from edgeae.runtime.autoencoder import Autoencoder
 from edgeae.runtime.sources import iter_frames
-from edgeae.runtime.tasks.compress import probe_source
-from edgeae.runtime.visualise import write_image
+from edgeae.runtime.tasks.compress import model_files, probe_source
+from edgeae.runtime.visualise import draw_label, write_image
 
 DECODE_BATCH = 8
 
@@ -38,6 +39,10 @@ class AugmentConfig:
     seed: int = 0
     backend: str = "onnxruntime"
     precision: str = "fp32"
+
+    def validate(self) -> None:
+        if self.n < 1 or self.samples < 1:
+            raise EdgeAEError(f"--n {self.n} and --samples {self.samples} must both be at least 1")
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,7 @@ def contact_sheet(images: list[np.ndarray], labels: list[str], width: int = 192)
     sheet = np.full((math.ceil(len(images) / cols) * th, cols * width, 3), 255, np.uint8)
     for i, (image, text) in enumerate(zip(images, labels)):
         thumb = cv2.resize(image, (width, th), interpolation=cv2.INTER_AREA)
-        cv2.putText(thumb, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(thumb, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        draw_label(thumb, text)
         r, c = divmod(i, cols)
         sheet[r * th:(r + 1) * th, c * width:(c + 1) * width] = thumb
     return sheet
@@ -105,8 +109,8 @@ def contact_sheet(images: list[np.ndarray], labels: list[str], width: int = 192)
 
 def augment(cfg: AugmentConfig) -> dict:
     """Write cfg.n PNGs, contact_sheet.png (real samples first, then the new images) and augment.json."""
-    if cfg.n < 1 or cfg.samples < 1:
-        raise EdgeAEError(f"--n {cfg.n} and --samples {cfg.samples} must both be at least 1")
+    cfg.validate()
+    refuse_overwriting_inputs({"output folder": cfg.out}, {"data": cfg.data, **model_files(cfg.run)})
     rng = np.random.default_rng(cfg.seed)
     real = load_samples(cfg.data, cfg.samples)
     recipes = plan(cfg.n, len(real), cfg.mode, rng)
@@ -117,10 +121,11 @@ def augment(cfg: AugmentConfig) -> dict:
         images = [img for s in tqdm(range(0, len(new), DECODE_BATCH), unit="batch", desc="augment")
                   for img in ae.decode(new[s:s + DECODE_BATCH], size)]
     names = [f"augment_{i:04d}.png" for i in range(len(images))]
-    for name, image in zip(names, images):
-        write_image(out / name, image)
     labels = [f"real {i}" for i in range(len(real))] + [r.label() for r in recipes]
-    write_image(out / "contact_sheet.png", contact_sheet(real + images, labels))
     items = [{"file": name, **to_dict(r)} for name, r in zip(names, recipes)]
-    atomic_write_json(out / "augment.json", {"config": to_dict(cfg), "images": items})
+    with OutputLock(out, "output folder", folder=True):
+        for name, image in zip(names, images):
+            write_image(out / name, image)
+        write_image(out / "contact_sheet.png", contact_sheet(real + images, labels))
+        atomic_write_json(out / "augment.json", {"config": to_dict(cfg), "images": items})
     return {"images": len(images), "contact_sheet": str(out / "contact_sheet.png"), "items": items}

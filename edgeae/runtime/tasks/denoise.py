@@ -12,7 +12,7 @@ import logging
 import cv2
 import numpy as np
 
-from edgeae.runtime.pipeline import FrameResult
+from edgeae.runtime.tasks.base import FrameResult
 from edgeae.runtime.visualise import side_by_side
 
 log = logging.getLogger("edgeae.runtime")

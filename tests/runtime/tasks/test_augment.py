@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from edgeae.cli import main
+from edgeae.runtime.sources import iter_frames
 from edgeae.runtime.tasks.augment import AugmentConfig, Recipe, augment, contact_sheet, make_latents, plan
 
 
@@ -74,3 +75,22 @@ def test_augment_from_missing_data_is_one_line(trained_run, tmp_path, capsys):
 def test_augment_real_photos_of_different_sizes(footage, trained_run, tmp_path):
     result = augment(AugmentConfig(str(trained_run), str(footage), str(tmp_path), n=4, samples=6, seed=0))
     assert result["images"] == 4 and (tmp_path / "contact_sheet.png").is_file()
+
+
+def test_augment_refuses_to_write_into_its_data_folder(trained_run, synthetic_video, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, frame in enumerate(iter_frames(synthetic_video, limit=2)):
+        cv2.imwrite(str(data / f"f{i}.png"), frame)
+    assert main(["augment", str(trained_run), "--data", str(data), "--out", str(data), "--n", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is the data: writing it would destroy the input" in err
+    assert sorted(p.name for p in data.iterdir()) == ["f0.png", "f1.png"]
+
+
+@pytest.mark.parametrize("option", ["--n", "--samples"])
+def test_augment_counts_below_one_are_a_usage_error(trained_run, synthetic_video, tmp_path, capsys, option):
+    with pytest.raises(SystemExit) as exit_:
+        main(["augment", str(trained_run), "--data", str(synthetic_video), "--out", str(tmp_path / "a"), option, "0"])
+    assert exit_.value.code == 2 and option in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()

@@ -25,6 +25,6 @@ def test_denoise_on_vtest_writes_side_by_side_video(vtest_run, footage, tmp_path
 def test_reconstruct_on_vtest_writes_frames(vtest_run, footage, tmp_path):
     run(RunConfig(run=str(vtest_run), task="reconstruct", sources=(str(footage / "vtest.avi"),),
                   out_frames=str(tmp_path / "frames"), max_frames=3, threads=1), progress=False)
-    images = sorted((tmp_path / "frames").iterdir())
+    images = sorted((tmp_path / "frames").glob("[!.]*"))  # not the hidden .edgeae.lock
     assert [p.name for p in images] == ["000000.jpg", "000001.jpg", "000002.jpg"]
     assert cv2.imread(str(images[0])).shape == (576, 768, 3)

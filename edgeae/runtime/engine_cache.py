@@ -9,7 +9,8 @@ Beside every `<role>.<precision>.engine` lies `<role>.<precision>.engine.json`:
     onnx, onnx_sha256                the source ONNX
     workspace_mb, timing_cache       builder settings
     build_seconds, built_at          how long the build took, when
-    engine_sha256                    of the engine file, so a replaced engine is not a cache hit
+    engine_sha256                    of the engine file: a replaced engine is not a cache hit, and the
+                                     TensorRT backend refuses to load an engine that does not match it
     metadata                         the ONNX's "edgeae.*" metadata, for the runtime
 The cache key is the subset of these that determines the engine (KEY_FIELDS): a build whose key equals
 the existing sidecar's, with the engine file unchanged, is a cache hit and builds nothing.
@@ -17,14 +18,23 @@ the existing sidecar's, with the engine file unchanged, is a cache hit and build
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 from edgeae.config import atomic_write_json
-from edgeae.export.onnx_export import sha256_file
 
 KEY_FIELDS = ("flavour", "flavour_version", "device", "compute_capabilities", "precision", "profile", "onnx_sha256",
               "workspace_mb")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def sidecar_path(engine: Path) -> Path:

@@ -1,0 +1,610 @@
+"""Per-device tuning: time the exact, equivalent forms of a run's model on this machine and keep the fastest.
+
+Which form is fastest depends on the CPU (measured at 576×768 on 2 threads: on an AVX2-only EPYC one ConvTranspose
+session with spinning on took 28.1 ms, the Conv+DepthToSpace decoder in two sessions 39.8 ms; on an AVX-512 Xeon
+the rewrite won), so
+the choice is made where the model runs, the way TensorRT's builder times tactics on the device. Candidates are
+backend (ONNX Runtime; OpenVINO when installed) × form (decoder layers as ConvTranspose or Conv+DepthToSpace;
+one fused session or encoder and decoder sessions) × settings (intra-op threads, spinning, graph optimisation),
+plus int8 where its files exist and its output stays within the int8 PSNR bound. The search is greedy, stage by
+stage, each stage re-timing the incumbent beside its challengers in interleaved rounds (medians), so that
+background load falls on all of them alike.
+
+RUN/tuning.json records the key (sha256 of every ONNX file timed, CPU model and ISA flags, runtime versions,
+usable cores), the winner, the best candidate per backend and precision, and every candidate's timing.
+`Autoencoder.load(RUN)` uses it while the key still matches this machine; otherwise it logs why and keeps
+today's defaults (encoder.onnx + decoder.onnx, two sessions, spinning off).
+
+    python -m edgeae.runtime.tuning MODEL_DIR [--seconds 20] [--backend onnxruntime --backend openvino] [--if-stale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgeae.config import atomic_write_json
+from edgeae.errors import EdgeAEError
+from edgeae.runtime.run_files import DECODER_FORMS, TUNING_FILE, decoder_form_name, fused_name, onnx_name
+
+log = logging.getLogger("edgeae.runtime")
+
+SIDECAR_FORMAT = 1
+# Real frame sizes, and one 32×32 crop: per-call overhead decides there, arithmetic on frames, and the forms'
+# ranking changes with size. A candidate's score weighs each shape alike (see Measured.score).
+TIMING_SHAPES = ((1, 3, 32, 32), (1, 3, 480, 640), (1, 3, 576, 768))
+TUNABLE_BACKENDS = ("onnxruntime", "openvino")
+DEFAULT_BUDGET_S = 20.0
+# The ISA extensions that decide which kernels run; int8 has a fast path only with the INT8_ISA ones
+# (x86 VNNI/AMX, Arm dot-product/i8mm).
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+             "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "asimdhp", "i8mm",
+             "sve", "sve2", "bf16")
+INT8_ISA = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+# int8 gives up accuracy, so it must win clearly, not by timing noise: 10 % faster than the best fp32 form.
+INT8_MIN_SPEEDUP = 1.1
+FORM_TEXT = {"depth_to_space": "Conv+DepthToSpace decoder", "conv_transpose": "ConvTranspose decoder"}
+
+_warned: set[str] = set()  # sidecars already reported as stale in this process
+
+
+# ---------------------------------------------------------------------------------------------- the machine
+
+@dataclass(frozen=True)
+class CpuInfo:
+    model: str
+    isa: tuple[str, ...]  # the ISA_FLAGS this CPU has, in ISA_FLAGS order
+
+    @property
+    def int8_fast_path(self) -> bool:
+        return any(f in self.isa for f in INT8_ISA)
+
+    def describe(self) -> str:
+        """'AMD EPYC; AVX2, FMA; no AVX-512; no VNNI/AMX (int8 has no fast path)'."""
+        major = [f.upper().replace("_", "-") for f in self.isa if f in ("avx2", "fma", "avx512f", "asimd", "sve")]
+        int8 = [f.upper().replace("_", "-") for f in self.isa if f in INT8_ISA + ("amx_bf16",)]
+        parts = [self.model, ", ".join(major) or "no AVX2/NEON"]
+        if "avx2" in self.isa and "avx512f" not in self.isa:
+            parts.append("no AVX-512")
+        parts.append(", ".join(int8) if int8 else "no VNNI/AMX/dot-product (int8 has no fast path)")
+        return "; ".join(parts)
+
+
+def cpu_info(cpuinfo: str | None = None) -> CpuInfo:
+    """CPU model name and ISA flags from /proc/cpuinfo (x86 "model name"/"flags", Arm "Features")."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip().lower(), value.strip())
+    model = fields.get("model name") or fields.get("hardware") or fields.get("model") or platform.processor() \
+        or platform.machine()
+    flags = set((fields.get("flags") or fields.get("features") or "").split())
+    return CpuInfo(model=model, isa=tuple(f for f in ISA_FLAGS if f in flags))
+
+
+def machine_threads() -> int:
+    """Cores this process may run on (the affinity mask, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def runtime_version(backend: str) -> str | None:
+    """The installed version of a tunable backend's library (its module is named like the backend), None where
+    it is not installed. Package metadata first: checking a sidecar must not import OpenVINO into every load."""
+    try:
+        return importlib.metadata.version(backend)
+    except importlib.metadata.PackageNotFoundError:  # e.g. onnxruntime-gpu: the module's own version
+        pass
+    try:
+        return str(__import__(backend).__version__)
+    except Exception:  # not installed, or a broken install: either way it cannot run the tuned choice
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- candidates
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run the model: backend, precision, form and settings, and the files it loads.
+
+    encoder/decoder are loaded in every form (encode/decode, compression); `fused`, when set, is the one
+    graph reconstruct_batch runs instead of the two."""
+
+    backend: str
+    precision: str
+    decoder_form: str
+    encoder: str
+    decoder: str
+    fused: str = ""
+    options: dict = field(default_factory=dict, hash=False, compare=False)
+    options_key: tuple = ()
+
+    @classmethod
+    def make(cls, backend: str, precision: str, decoder_form: str, encoder: str, decoder: str, fused: str = "",
+             **options) -> "Candidate":
+        return cls(backend, precision, decoder_form, encoder, decoder, fused, dict(options), tuple(sorted(options.items())))
+
+    def with_options(self, **changes) -> "Candidate":
+        return Candidate.make(self.backend, self.precision, self.decoder_form, self.encoder, self.decoder, self.fused,
+                              **{**self.options, **changes})
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (self.encoder, self.decoder) + ((self.fused,) if self.fused else ())
+
+    @property
+    def label(self) -> str:
+        settings = " ".join(f"{k}={_setting(v)}" for k, v in self.options_key) or "default settings"
+        return f"{self.backend} {self.precision} {'fused' if self.fused else 'two sessions'} {self.decoder_form} {settings}"
+
+    def describe(self) -> str:
+        """'onnxruntime fp32, one fused session, ConvTranspose decoder, threads 2, spinning on, optimization all'."""
+        sessions = "one fused session" if self.fused else "encoder + decoder sessions"
+        settings = ", ".join(f"{k} {_setting(v)}" for k, v in self.options_key) or "default settings"
+        return f"{self.backend} {self.precision}, {sessions}, {FORM_TEXT.get(self.decoder_form, self.decoder_form)}, {settings}"
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "backend": self.backend, "precision": self.precision,
+                "decoder_form": self.decoder_form, "encoder": self.encoder, "decoder": self.decoder,
+                "fused": self.fused, "options": dict(self.options)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Candidate":
+        return cls.make(data["backend"], data["precision"], data["decoder_form"], data["encoder"], data["decoder"],
+                        data.get("fused", ""), **data.get("options", {}))
+
+
+def _setting(value) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+
+def decoder_files(run_dir: Path, default_form: str) -> dict[str, str]:
+    """Decoder form → fp32 file: decoder.onnx holds `default_form`, decoder.{form}.onnx any other export wrote."""
+    files = {default_form: onnx_name("decoder")}
+    for form in DECODER_FORMS:
+        if form not in files and (run_dir / decoder_form_name(form)).is_file():
+            files[form] = decoder_form_name(form)
+    return files
+
+
+def structure_candidates(run_dir: Path, backend: str, default_form: str, **options) -> list[Candidate]:
+    """Every fp32 form the run folder holds: each decoder form in two sessions, and fused where exported."""
+    out = []
+    for form, decoder in decoder_files(run_dir, default_form).items():
+        out.append(Candidate.make(backend, "fp32", form, onnx_name("encoder"), decoder, **options))
+        if (run_dir / fused_name(form)).is_file():
+            out.append(Candidate.make(backend, "fp32", form, onnx_name("encoder"), decoder, fused_name(form), **options))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+def timing_inputs(shapes=TIMING_SHAPES, seed: int = 0) -> list[np.ndarray]:
+    """Image-like frames (smooth colour fields plus fine noise in [0, 1]), never zeros: kernels may shortcut
+    zeros, and int8's accuracy is judged on these too."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    batches = []
+    for n, c, h, w in shapes:
+        coarse = rng.random((max(1, h // 32), max(1, w // 32), c), dtype=np.float32)
+        smooth = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w, c)
+        image = np.clip(smooth + 0.05 * rng.standard_normal((h, w, c), dtype=np.float32), 0, 1)
+        batches.append(np.ascontiguousarray(np.broadcast_to(image.transpose(2, 0, 1), (n, c, h, w)), dtype=np.float32))
+    return batches
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, float]:
+    """Median ms of each callable, all of them timed in turn within every round (the order rotating), so that
+    load from other processes falls on every candidate alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter_ns()
+            fns[name]()
+            times[name].append((time.perf_counter_ns() - start) / 1e6)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB for images in [0, 1]."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+
+
+def shape_key(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+# ---------------------------------------------------------------------------------------------- the sidecar
+
+def sidecar_path(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / TUNING_FILE
+
+
+def sidecar_key(run_dir: Path, files, backends) -> dict:
+    """What the timings depend on: the exact files, the CPU, the runtimes, the usable cores."""
+    from edgeae.runtime.engine_cache import sha256_file
+
+    cpu = cpu_info()
+    return {"sources": {f: sha256_file(run_dir / f) if (run_dir / f).is_file() else None for f in sorted(files)},
+            "cpu": cpu.model, "isa": list(cpu.isa), "nproc": machine_threads(),
+            "runtimes": {b: runtime_version(b) for b in sorted(backends)}}
+
+
+def stale_reason(run_dir: Path, sidecar: dict) -> str | None:
+    """None while `sidecar` was tuned for exactly these files on this kind of machine; else what changed."""
+    old = sidecar.get("key")
+    if sidecar.get("format") != SIDECAR_FORMAT or not isinstance(old, dict):
+        return "written by another edgeae version"
+    now = sidecar_key(run_dir, set(old.get("sources", {})) | key_files(run_dir), old.get("runtimes", {}))
+    changed = [f"{name} changed" for name, digest in now["sources"].items() if digest != old["sources"].get(name)]
+    if now["cpu"] != old.get("cpu") or now["isa"] != old.get("isa"):
+        changed.append(f"tuned on {old.get('cpu')}, this CPU is {now['cpu']}")
+    changed += [f"{b} {v} was {old['runtimes'].get(b)}" for b, v in now["runtimes"].items() if v != old["runtimes"].get(b)]
+    if now["nproc"] != old.get("nproc"):
+        changed.append(f"tuned with {old.get('nproc')} usable cores, this process has {now['nproc']}")
+    return "; ".join(changed) or None
+
+
+def read_sidecar(run_dir: str | os.PathLike) -> tuple[dict | None, str]:
+    """(the valid sidecar or None, why not): no file, unreadable, or stale for this machine."""
+    run_dir, path = Path(run_dir), sidecar_path(run_dir)
+    if not path.is_file():
+        return None, f"no {TUNING_FILE}"
+    try:
+        sidecar = json.loads(path.read_text())
+        reason = stale_reason(run_dir, sidecar)
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
+        reason = f"unreadable ({type(e).__name__}: {e})"
+    if reason is None:
+        return sidecar, ""
+    return None, f"{path} is stale ({reason})"
+
+
+def tuned_candidate(run_dir: str | os.PathLike, backend: str | None = None,
+                    precision: str | None = None) -> tuple[Candidate | None, str]:
+    """The candidate RUN/tuning.json picks for this request, and a note saying so (or why there is none: no
+    sidecar, a stale one, none of that backend/precision). No backend and no precision: the overall winner."""
+    sidecar, reason = read_sidecar(run_dir)
+    if sidecar is None:
+        if reason.startswith(str(run_dir)) and reason not in _warned:  # a stale file, not a missing one
+            _warned.add(reason)
+            log.warning("%s; using the untuned defaults — rerun 'edgeae build %s --backend onnxruntime'", reason, run_dir)
+        return None, f"untuned: {reason.replace(str(run_dir) + os.sep, '')}"
+    if backend is None and precision is None:
+        entry = sidecar["winner"]
+    else:
+        int8_ok = precision == "int8" or sidecar["int8"]["picked"]  # a refused int8 runs only when asked for by name
+        group = [e for e in sidecar["best"].values() if backend in (None, e["backend"])
+                 and precision in (None, e["precision"]) and (e["precision"] != "int8" or int8_ok)]
+        if not group:
+            return None, f"untuned: {TUNING_FILE} has no {backend or ''} {precision or ''} candidate".replace("  ", " ")
+        entry = min(group, key=lambda e: e["score"])
+    timing = ", ".join(f"{v:.1f} ms at {k}" for k, v in entry["ms"].items())
+    return Candidate.from_dict(entry), f"tuned here ({TUNING_FILE}: {timing})"
+
+
+def form_text(form: Candidate | None, backend: str, precision: str, paths, options: dict, note: str) -> str:
+    """Autoencoder.describe(): what runs, and whether it was tuned on this machine."""
+    if form is not None:
+        text = form.with_options(**options).describe()
+    else:
+        settings = ", ".join(f"{k} {_setting(v)}" for k, v in sorted(options.items())) or "default settings"
+        text = f"{backend} {precision}, encoder + decoder sessions ({', '.join(Path(p).name for p in paths)}), {settings}"
+    return f"{text}; {note}" if note else text
+
+
+# ---------------------------------------------------------------------------------------------- the search
+
+@dataclass
+class Measured:
+    """One candidate's medians in one stage. score: the geometric mean over the timing shapes of its ms over the
+    untuned default's ms in the same stage (0.8 = 1.25× faster). Relative to a reference timed in the same rounds,
+    it compares fairly across stages, and a 32×32 crop counts as much as a frame."""
+
+    candidate: Candidate
+    stage: str
+    ms: dict[str, float]
+    score: float
+
+    def to_dict(self) -> dict:
+        return {**self.candidate.to_dict(), "stage": self.stage, "ms": self.ms, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    budget_s: float = DEFAULT_BUDGET_S
+    backends: tuple[str, ...] = TUNABLE_BACKENDS
+    shapes: tuple[tuple[int, int, int, int], ...] = TIMING_SHAPES
+    min_rounds: int = 3
+    max_rounds: int = 15
+
+
+class Tuner:
+    """Loads candidates as the runtime will run them and times them in stages; holds what it found."""
+
+    def __init__(self, run_dir: Path, cfg: TuneConfig):
+        self.run_dir, self.cfg = run_dir, cfg
+        self.inputs = timing_inputs(cfg.shapes)
+        self.deadline = time.perf_counter() + cfg.budget_s
+        self.stages: list[dict] = []
+        self.measured: list[Measured] = []
+        self.skipped: dict[str, str] = {}
+        self.loaded: dict[Candidate, object] = {}
+        self.baseline = baseline_candidate(run_dir)  # the reference every stage times and scores against
+        self.reference = [self.load(self.baseline).reconstruct_batch(x) for x in self.inputs]  # int8 is judged on these
+
+    def load(self, candidate: Candidate):
+        """Autoencoder.load with that form, kept open until it loses a stage."""
+        if candidate not in self.loaded:
+            from edgeae.runtime.autoencoder import Autoencoder
+
+            self.loaded[candidate] = Autoencoder.load(self.run_dir, form=candidate)
+        return self.loaded[candidate]
+
+    def stage(self, name: str, candidates: list[Candidate], stages_left: int, keep: tuple[Candidate, ...] = ()) -> Measured:
+        """Time `candidates` and the baseline in interleaved rounds within this stage's share of the budget; returns
+        the fastest. A candidate that cannot load is recorded as skipped with the reason."""
+        ready = [self.baseline]
+        for candidate in dict.fromkeys(c for c in candidates if c != self.baseline):
+            try:
+                self.load(candidate)
+                ready.append(candidate)
+            except (EdgeAEError, ImportError, RuntimeError, TypeError) as e:
+                self.skipped[candidate.label] = str(e)
+        start = time.perf_counter()
+        for candidate in ready:  # warm-up, which also tells what one round costs
+            for x in self.inputs:
+                self.loaded[candidate].reconstruct_batch(x)
+        share = max(0.0, self.deadline - time.perf_counter()) / max(1, stages_left)
+        rounds = int(min(self.cfg.max_rounds, max(self.cfg.min_rounds, share / max(time.perf_counter() - start, 1e-6))))
+        ms: dict[Candidate, dict[str, float]] = {c: {} for c in ready}
+        for x in self.inputs:
+            medians = interleaved_medians({c: (lambda ae=self.loaded[c], x=x: ae.reconstruct_batch(x)) for c in ready},
+                                          rounds, warmup=0)
+            for c in ready:
+                ms[c][shape_key(x.shape)] = round(medians[c], 3)
+        ref = ms[self.baseline]
+        measured = sorted((Measured(c, name, m, float(np.exp(np.mean([np.log(m[k] / ref[k]) for k in m]))))
+                           for c, m in ms.items()), key=lambda m: m.score)
+        self.stages.append({"stage": name, "rounds": rounds, "candidates": [m.to_dict() for m in measured]})
+        self.measured += measured
+        for candidate in [c for c in self.loaded if c not in (self.baseline, measured[0].candidate, *keep)]:
+            self.loaded.pop(candidate).close()
+        return measured[0]
+
+    def close(self) -> None:
+        for ae in self.loaded.values():
+            ae.close()
+        self.loaded.clear()
+
+
+def int8_bound(run_dir: Path) -> float:
+    """The PSNR (dB, against fp32) int8 must keep: the bound its files were built against, else the runtime's."""
+    try:
+        return float(json.loads((run_dir / "quantize_config.json").read_text())["psnr_min"])
+    except (OSError, ValueError, KeyError, TypeError):
+        from edgeae.runtime.benchmark import TOLERANCES
+
+        return float(TOLERANCES["int8"]["psnr_db"])
+
+
+def int8_candidate(tuner: Tuner, fp32: Candidate) -> tuple[Candidate | None, str]:
+    """The int8 candidate (two sessions, fp32's settings) if its files exist and its PSNR against fp32 on the
+    timing frames is within the bound; else None and why."""
+    names = (onnx_name("encoder", "int8"), onnx_name("decoder", "int8"))
+    missing = [n for n in names if not (tuner.run_dir / n).is_file()]
+    if missing:
+        return None, f"{', '.join(missing)} not found, so int8 was not tried ('edgeae build RUN --precision int8' makes them)"
+    candidate = Candidate.make(fp32.backend, "int8", "depth_to_space", *names, **fp32.options)
+    try:
+        ae = tuner.load(candidate)
+    except (EdgeAEError, ImportError, RuntimeError, TypeError) as e:
+        return None, f"the int8 files do not load ({e})"
+    worst = min(psnr(ae.reconstruct_batch(x), ref) for x, ref in zip(tuner.inputs, tuner.reference))
+    bound = int8_bound(tuner.run_dir)
+    if worst < bound:
+        tuner.loaded.pop(candidate).close()
+        return None, f"int8 PSNR {worst:.1f} dB against fp32 on the timing frames is below its {bound:g} dB bound"
+    return candidate, f"int8 PSNR {worst:.1f} dB against fp32, within its {bound:g} dB bound"
+
+
+def int8_verdict(int8: Measured | None, fp32: Measured | None, accuracy: str, cpu: CpuInfo) -> dict:
+    """Whether int8 is picked, and why (or why not) in words. int8 must be faster than the best fp32 it was
+    timed against and within its accuracy bound (`accuracy` says which)."""
+    no_fast_path = "" if cpu.int8_fast_path else "; this CPU has no VNNI/AMX/dot-product instructions"
+    if int8 is None or fp32 is None:
+        return {"picked": False, "reason": accuracy + no_fast_path}
+    ratio = fp32.score / int8.score
+    frames = ", ".join(f"{k}: int8 {int8.ms[k]:.1f} ms vs fp32 {fp32.ms[k]:.1f} ms" for k in int8.ms)
+    timing = f"int8 {ratio:.2f}× the best fp32 ({frames}), {accuracy}"
+    if ratio >= INT8_MIN_SPEEDUP:
+        return {"picked": True, "reason": timing}
+    why = "no VNNI/AMX/dot-product on this CPU, so int8 convolutions have no fast path" if not cpu.int8_fast_path \
+        else "despite the CPU's int8 instructions"
+    return {"picked": False, "reason": f"{timing}: not {INT8_MIN_SPEEDUP:g}× faster ({why})"}
+
+
+def baseline_candidate(run_dir: Path) -> Candidate:
+    """Today's untuned default: ONNX Runtime, encoder.onnx + decoder.onnx, default settings."""
+    from edgeae.runtime.backends import backend_class
+
+    with backend_class("onnxruntime").load(run_dir / onnx_name("decoder")) as decoder:
+        form = decoder.metadata.get("edgeae.decoder_form", "conv_transpose")
+    form = "depth_to_space" if "depth_to_space" in form else form
+    return Candidate.make("onnxruntime", "fp32", form, onnx_name("encoder"), onnx_name("decoder"))
+
+
+def openvino_unavailable() -> str | None:
+    try:
+        from edgeae.runtime.backends import backend_class
+
+        backend_class("openvino")
+        import openvino  # noqa: F401
+    except (EdgeAEError, ImportError) as e:
+        return f"not installed ({e})" if isinstance(e, ImportError) else str(e)
+    return None
+
+
+def search(tuner: Tuner) -> dict:
+    """Greedy stages, each timing the incumbent and the untuned baseline beside its challengers:
+    structure (decoder form × fused/two sessions × spinning) → threads → graph optimisation (ONNX Runtime),
+    → int8 (where its files exist and it keeps its accuracy) → OpenVINO's forms (where installed)."""
+    run_dir, nproc, backends, baseline = tuner.run_dir, machine_threads(), tuner.cfg.backends, tuner.baseline
+    openvino_missing = openvino_unavailable() if "openvino" in backends else "not asked for"
+    if "openvino" in backends and openvino_missing:
+        tuner.skipped["openvino"] = openvino_missing
+    left = 4 * ("onnxruntime" in backends) + (not openvino_missing)
+
+    def stage(name: str, candidates: list[Candidate]) -> Candidate:
+        nonlocal left
+        won = tuner.stage(name, [incumbent, *candidates], left, keep=(incumbent,))
+        left = max(1, left - 1)
+        return won.candidate
+
+    incumbent, int8, accuracy = baseline, None, "ONNX Runtime was not tuned"
+    if "onnxruntime" in backends:
+        forms = structure_candidates(run_dir, "onnxruntime", baseline.decoder_form, threads=nproc, optimization="all")
+        incumbent = stage("structure", [c.with_options(spinning=spin) for spin in (False, True) for c in forms])
+        incumbent = stage("threads", [incumbent.with_options(threads=t) for t in sorted({1, max(1, nproc // 2), nproc})])
+        incumbent = stage("optimization", [incumbent.with_options(optimization=o) for o in ("basic", "extended", "all")])
+        int8, accuracy = int8_candidate(tuner, incumbent)
+        if int8 is not None:
+            stage("int8", [int8])
+    if not openvino_missing:
+        threads = incumbent.options.get("threads", nproc)
+        candidates = structure_candidates(run_dir, "openvino", baseline.decoder_form, threads=threads)
+        if int8 is not None:
+            candidates.append(Candidate.make("openvino", "int8", int8.decoder_form, int8.encoder, int8.decoder, threads=threads))
+        stage("openvino", candidates)
+    int8_measured = best(tuner.measured, precision="int8")
+    fp32_measured = best([m for m in tuner.measured if int8_measured and m.stage == int8_measured.stage], precision="fp32")
+    return {"int8": int8_verdict(int8_measured, fp32_measured, accuracy, cpu_info())}
+
+
+def best(measured: list[Measured], **match) -> Measured | None:
+    group = [m for m in measured if all(getattr(m.candidate, k) == v for k, v in match.items())]
+    return min(group, key=lambda m: m.score) if group else None
+
+
+def best_per_group(stages: list[dict]) -> dict[str, dict]:
+    """'backend precision' → its best candidate, from the last stage that timed that group (every stage re-times
+    the incumbent, so the latest comparison is the fairest)."""
+    out: dict[str, dict] = {}
+    for stage in reversed(stages):
+        for entry in stage["candidates"]:  # sorted fastest first
+            out.setdefault(f"{entry['backend']} {entry['precision']}", entry)
+    return out
+
+
+def key_files(run_dir: Path) -> set[str]:
+    """Every ONNX file the tuner considers that this run folder holds."""
+    names = {onnx_name(r, p) for r in ("encoder", "decoder") for p in ("fp32", "int8")}
+    names |= {decoder_form_name(f) for f in DECODER_FORMS} | {fused_name(f) for f in DECODER_FORMS}
+    return {n for n in names if (run_dir / n).is_file()}
+
+
+def tune(run_dir: str | os.PathLike, cfg: TuneConfig = TuneConfig(), progress: bool = True) -> dict:
+    """Time this run's candidates here, write RUN/tuning.json, return it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / onnx_name("encoder")).is_file() or not (run_dir / onnx_name("decoder")).is_file():
+        raise EdgeAEError(f"{run_dir} has no encoder.onnx/decoder.onnx; run 'edgeae export {run_dir}' first")
+    if not cfg.budget_s > 0:  # `not >` also refuses nan
+        raise EdgeAEError(f"tuning budget must be more than 0 seconds, got {cfg.budget_s}")
+    unknown = sorted(set(cfg.backends) - set(TUNABLE_BACKENDS))
+    if unknown or not cfg.backends:
+        raise EdgeAEError(f"cannot tune backend {', '.join(unknown) or '(none)'}; choose from {', '.join(TUNABLE_BACKENDS)}")
+    start = time.perf_counter()
+    tuner = Tuner(run_dir, cfg)
+    try:
+        result = search(tuner)
+    finally:
+        tuner.close()
+    groups = best_per_group(tuner.stages)
+    winner = min((g for g in groups.values() if g["precision"] != "int8" or result["int8"]["picked"]),
+                 key=lambda e: e["score"])
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "key": sidecar_key(run_dir, key_files(run_dir), {m.candidate.backend for m in tuner.measured}),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - start, 1), "budget_s": cfg.budget_s,
+        "shapes": [list(s) for s in cfg.shapes], "cpu": cpu_info().describe(),
+        "baseline": tuner.baseline.label, "winner": winner, "best": groups,
+        "speedup_vs_baseline": round(1 / winner["score"], 3),  # scores are relative to the baseline
+        "int8": result["int8"], "unavailable": tuner.skipped, "stages": tuner.stages,
+    }
+    atomic_write_json(sidecar_path(run_dir), sidecar)
+    _warned.clear()
+    if progress:
+        print(format_tuning(sidecar))
+    return sidecar
+
+
+def candidate_table(stages: list[dict], shapes: list[str], winner: str = "", indent: str = "") -> list[str]:
+    """One line per timed candidate and stage: ms per timing shape; `winner` marked with '*'."""
+    width = max((len(e["label"]) for st in stages for e in st["candidates"]), default=9)
+    lines = [f"{indent}{'stage':13} {'candidate':{width}} " + " ".join(f"{s:>11}" for s in shapes)]
+    for stage in stages:
+        for e in stage["candidates"]:
+            mark = "*" if e["label"] == winner else " "
+            lines.append(f"{indent}{stage['stage']:13}{mark}{e['label']:{width}} " + " ".join(f"{e['ms'][s]:11.2f}" for s in shapes))
+    return lines
+
+
+def format_tuning(sidecar: dict) -> str:
+    """The tuning report: every stage's candidates with ms per shape, then the pick and why int8 was (not) taken."""
+    shapes = [shape_key(s) for s in sidecar["shapes"]]
+    lines = [f"tuned on {sidecar['cpu']}, {sidecar['key']['nproc']} cores, in {sidecar['seconds']} s "
+             f"(interleaved medians, ms)", *candidate_table(sidecar["stages"], shapes, sidecar["winner"]["label"])]
+    lines += [f"unavailable {name}: {why}" for name, why in sidecar["unavailable"].items()]
+    lines.append(f"picked: {sidecar['winner']['label']} ({sidecar['speedup_vs_baseline']:.2f}× the untuned default)")
+    lines.append(f"int8: {'picked' if sidecar['int8']['picked'] else 'not picked'} — {sidecar['int8']['reason']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edgeae.runtime.tuning MODEL_DIR`: what install.sh runs on the device."""
+    parser = argparse.ArgumentParser(prog="python -m edgeae.runtime.tuning", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="run or model folder with encoder.onnx and decoder.onnx")
+    parser.add_argument("--seconds", type=float, default=DEFAULT_BUDGET_S, help=f"time budget (default {DEFAULT_BUDGET_S:g})")
+    parser.add_argument("--backend", action="append", choices=TUNABLE_BACKENDS,
+                        help="backends to try (repeatable; default: each one installed here)")
+    parser.add_argument("--if-stale", action="store_true",
+                        help="do nothing while RUN/tuning.json still matches this machine (for a service's start)")
+    args = parser.parse_args(argv)
+    if args.if_stale and read_sidecar(args.run)[0] is not None:
+        print(f"{sidecar_path(args.run)} matches this machine; nothing to tune")
+        return 0
+    try:
+        tune(args.run, TuneConfig(budget_s=args.seconds, backends=tuple(args.backend or TUNABLE_BACKENDS)))
+    except EdgeAEError as e:
+        print(f"edgeae tuning: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The per-device tuner: sidecar written and keyed, its pick used by Autoencoder.load, stale sidecars
+ignored, int8 held to its accuracy bound, fused and two-session forms equal. Structure, never speed."""
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx import numpy_helper
+
+from edgeae.cli import main
+from edgeae.runtime import tuning
+from edgeae.runtime.autoencoder import Autoencoder
+from edgeae.runtime.benchmark import device_bench, format_device_bench
+from edgeae.runtime.tuning import Candidate, CpuInfo, Measured, TuneConfig, cpu_info, int8_verdict, tune
+
+# Tiny timing inputs and one round per stage: these tests check what is written and used, not what is fast.
+QUICK = TuneConfig(budget_s=0.1, backends=("onnxruntime",), shapes=((1, 3, 32, 48),), min_rounds=1, max_rounds=1)
+SHAPE = "1x3x32x48"
+
+
+def _copy(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("*.pt", "tuning.json"))
+    return run
+
+
+@pytest.fixture(scope="module")
+def tuned_run(trained_run, tmp_path_factory):
+    run = _copy(trained_run, tmp_path_factory.mktemp("tuned"))
+    tune(run, QUICK, progress=False)
+    return run
+
+
+def _sidecar(run) -> dict:
+    return json.loads((run / "tuning.json").read_text())
+
+
+def _force_winner(run, dst, label_part: str) -> dict:
+    """A copy of `run` whose tuning.json names as winner the structure candidate whose label contains `label_part`."""
+    shutil.copytree(run, dst)
+    sidecar = _sidecar(dst)
+    entry = next(e for e in sidecar["stages"][0]["candidates"] if label_part in e["label"])
+    sidecar["winner"] = sidecar["best"]["onnxruntime fp32"] = entry
+    (dst / "tuning.json").write_text(json.dumps(sidecar))
+    return entry
+
+
+def test_tuning_writes_a_keyed_sidecar_with_the_winner_and_every_candidate(tuned_run):
+    sidecar = _sidecar(tuned_run)
+    key = sidecar["key"]
+    assert {"encoder.onnx", "decoder.onnx", "decoder.conv_transpose.onnx", "autoencoder.depth_to_space.onnx",
+            "autoencoder.conv_transpose.onnx"} <= set(key["sources"])
+    assert all(len(digest) == 64 for digest in key["sources"].values())
+    assert key["cpu"] == cpu_info().model and key["isa"] == list(cpu_info().isa) and key["nproc"] >= 1
+    assert key["runtimes"] == {"onnxruntime": onnxruntime.__version__}
+    structure = sidecar["stages"][0]
+    # 2 decoder forms × (two sessions, fused) × spinning off/on, and the untuned baseline beside them
+    assert structure["stage"] == "structure" and len(structure["candidates"]) == 9
+    assert [s["stage"] for s in sidecar["stages"]] == ["structure", "threads", "optimization"]
+    labels = {e["label"] for s in sidecar["stages"] for e in s["candidates"]}
+    assert sidecar["winner"]["label"] in labels and sidecar["baseline"] in labels
+    assert all(set(e["ms"]) == {SHAPE} and e["score"] > 0 for s in sidecar["stages"] for e in s["candidates"])
+
+
+def test_load_uses_the_sidecar_winner_form_and_settings(tuned_run, tmp_path):
+    _force_winner(tuned_run, tmp_path / "run", "fused conv_transpose optimization=all spinning=on")
+    with Autoencoder.load(tmp_path / "run") as ae:
+        assert ae.fused is not None and ae.fused.path.name == "autoencoder.conv_transpose.onnx"
+        options = ae.fused.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+        assert "one fused session" in ae.describe() and "tuned here" in ae.describe()
+
+
+def test_explicit_options_override_the_tuned_settings(tuned_run, tmp_path):
+    _force_winner(tuned_run, tmp_path / "run", "fused conv_transpose optimization=all spinning=on threads=")
+    with Autoencoder.load(tmp_path / "run", backend="onnxruntime", precision="fp32", threads=1) as ae:
+        assert ae.fused is not None and ae.fused.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_without_a_sidecar_load_keeps_todays_two_sessions(trained_run, tmp_path):
+    with Autoencoder.load(_copy(trained_run, tmp_path)) as ae:
+        assert ae.fused is None and (ae.encoder.path.name, ae.decoder.path.name) == ("encoder.onnx", "decoder.onnx")
+        assert ae.decoder.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert "untuned: no tuning.json" in ae.describe()
+
+
+@pytest.mark.parametrize("field, value", [("cpu", "Some Other CPU"), ("isa", ["avx512f"]), ("nproc", 999),
+                                          ("runtimes", {"onnxruntime": "0.0.1"})])
+def test_a_stale_key_is_ignored_with_a_log_line(tuned_run, tmp_path, caplog, field, value):
+    run = tmp_path / "run"
+    _force_winner(tuned_run, run, "fused conv_transpose")
+    sidecar = _sidecar(run)
+    sidecar["key"][field] = value
+    (run / "tuning.json").write_text(json.dumps(sidecar))
+    with caplog.at_level(logging.WARNING, logger="edgeae.runtime"), Autoencoder.load(run) as ae:
+        assert ae.fused is None and ae.decoder.path.name == "decoder.onnx" and "stale" in ae.describe()
+    assert any("stale" in r.getMessage() and "edgeae build" in r.getMessage() for r in caplog.records)
+
+
+def test_a_changed_onnx_file_makes_the_sidecar_stale(tuned_run, tmp_path):
+    run = tmp_path / "run"
+    _force_winner(tuned_run, run, "fused conv_transpose")
+    model = onnx.load(run / "autoencoder.conv_transpose.onnx")
+    model.metadata_props.add(key="edited", value="yes")
+    onnx.save(model, run / "autoencoder.conv_transpose.onnx")
+    with Autoencoder.load(run) as ae:
+        assert ae.fused is None and "autoencoder.conv_transpose.onnx changed" in ae.describe()
+
+
+@pytest.mark.parametrize("form", ["depth_to_space", "conv_transpose"])
+def test_fused_output_equals_the_two_session_output(tuned_run, form):
+    decoder = "decoder.onnx" if form == "depth_to_space" else "decoder.conv_transpose.onnx"
+    fused = Candidate.make("onnxruntime", "fp32", form, "encoder.onnx", decoder, f"autoencoder.{form}.onnx")
+    x = tuning.timing_inputs(((2, 3, 48, 80),))[0]
+    with Autoencoder.load(tuned_run, form=fused) as ae:
+        np.testing.assert_allclose(ae.reconstruct_batch(x), ae.decode_batch(ae.encode_batch(x)), atol=1e-5)
+
+
+def _int8_files(run, bias_shift: float) -> None:
+    """int8 stand-ins: the fp32 encoder, and the decoder with its last bias shifted by `bias_shift`."""
+    shutil.copy(run / "encoder.onnx", run / "encoder.int8.onnx")
+    model = onnx.load(run / "decoder.onnx")
+    last_bias = max((t for t in model.graph.initializer if t.name.endswith("bias")), key=lambda t: int(t.name.split(".")[0]))
+    last_bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(last_bias) + np.float32(bias_shift), last_bias.name))
+    onnx.save(model, run / "decoder.int8.onnx")
+
+
+def test_int8_outside_its_accuracy_bound_is_refused_with_the_reason(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    _int8_files(run, bias_shift=2.0)  # sigmoid output moves by ~0.1: ~20 dB, below 35
+    sidecar = tune(run, QUICK, progress=False)
+    assert not sidecar["int8"]["picked"] and "below its 35 dB bound" in sidecar["int8"]["reason"]
+    assert all(e["precision"] == "fp32" for s in sidecar["stages"] for e in s["candidates"])
+    assert {"encoder.int8.onnx", "decoder.int8.onnx"} <= set(sidecar["key"]["sources"])
+
+
+def test_int8_within_its_bound_is_timed_against_the_best_fp32(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    _int8_files(run, bias_shift=0.0)
+    sidecar = tune(run, QUICK, progress=False)
+    int8_stage = next(s for s in sidecar["stages"] if s["stage"] == "int8")
+    assert {e["precision"] for e in int8_stage["candidates"]} == {"fp32", "int8"}
+    assert "int8" in sidecar["int8"]["reason"] and "fp32" in sidecar["int8"]["reason"]
+
+
+def _measured(precision: str, ms: float) -> Measured:
+    return Measured(Candidate.make("onnxruntime", precision, "depth_to_space", "e", "d"), "int8", {SHAPE: ms}, ms)
+
+
+def test_int8_that_is_not_clearly_faster_is_not_picked_and_a_cpu_without_vnni_is_named():
+    no_vnni = CpuInfo("AMD EPYC", ("avx2", "fma"))
+    verdict = int8_verdict(_measured("int8", 30.0), _measured("fp32", 28.0), "int8 PSNR 40 dB", no_vnni)
+    assert not verdict["picked"] and "no VNNI/AMX" in verdict["reason"] and "not 1.1× faster" in verdict["reason"]
+    assert not int8_verdict(_measured("int8", 27.0), _measured("fp32", 28.0), "int8 PSNR 40 dB", no_vnni)["picked"]
+    vnni = CpuInfo("Intel Xeon", ("avx2", "avx512f", "avx512_vnni"))
+    assert int8_verdict(_measured("int8", 15.0), _measured("fp32", 28.0), "int8 PSNR 40 dB", vnni)["picked"]
+
+
+def test_cpu_model_and_isa_flags_are_read_from_proc_cpuinfo():
+    x86 = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni amx_int8 amx_tile\n"
+    info = cpu_info(x86)
+    assert info.model == "Intel(R) Xeon(R) Platinum 8480+" and info.int8_fast_path
+    assert info.isa == ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile", "amx_int8")
+    arm = cpu_info("processor\t: 0\nFeatures\t: fp asimd asimddp\nHardware\t: NVIDIA Jetson Orin\n")
+    assert arm.model == "NVIDIA Jetson Orin" and arm.int8_fast_path
+    assert "no VNNI/AMX" in cpu_info("model name\t: AMD EPYC\nflags\t: avx2 fma\n").describe()
+
+
+def test_build_with_a_cpu_backend_runs_the_tuner_not_tensorrt(monkeypatch, tmp_path):
+    calls = []
+    from edgeae.export import openvino_parity
+
+    monkeypatch.setattr(tuning, "tune", lambda run, cfg: calls.append((run, cfg)))
+    monkeypatch.setattr(openvino_parity, "record_openvino_parity", lambda run: calls.append((run, "parity")) or {})
+    monkeypatch.setattr(openvino_parity, "format_openvino_parity", lambda section: "parity table")
+    assert main(["build", str(tmp_path), "--backend", "onnxruntime", "--tune-seconds", "5"]) == 0
+    assert main(["build", str(tmp_path), "--backend", "openvino"]) == 0  # also records OpenVINO's parity
+    assert calls[2] == (str(tmp_path), "parity")
+    calls.pop()
+    assert [cfg.backends for _, cfg in calls] == [("onnxruntime",), ("onnxruntime", "openvino")]
+    assert calls[0][1].budget_s == 5
+
+
+def test_tuning_a_folder_without_onnx_files_is_a_one_line_error(tmp_path, capsys):
+    assert main(["build", str(tmp_path), "--backend", "onnxruntime"]) == 2
+    assert "edgeae export" in capsys.readouterr().err
+
+
+def test_openvino_candidates_are_timed_when_openvino_is_installed(trained_run, tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO not installed: its candidates are skipped with that reason")
+    run = _copy(trained_run, tmp_path)
+    sidecar = tune(run, TuneConfig(budget_s=0.1, backends=("onnxruntime", "openvino"), shapes=((1, 3, 32, 48),),
+                                   min_rounds=1, max_rounds=1), progress=False)
+    stage = next(s for s in sidecar["stages"] if s["stage"] == "openvino")
+    assert {e["backend"] for e in stage["candidates"]} == {"onnxruntime", "openvino"}
+    assert "openvino" in sidecar["key"]["runtimes"] and "openvino fp32" in sidecar["best"]
+
+
+def test_bench_reports_the_cpu_the_tuned_default_and_every_candidate(tuned_run):
+    report = device_bench(tuned_run, quick=True, threads=1)
+    assert report["cpu"] == cpu_info().describe() and "tuned here" in report["tuned"]
+    assert report["variants"]["tuned default"]["rows"] and report["tuning"]["stages"]
+    text = format_device_bench(report)
+    assert "tuned default" in text and _sidecar(tuned_run)["stages"][0]["candidates"][-1]["label"] in text
+
+
+def test_run_profile_names_the_form_it_runs(tuned_run, synthetic_video, tmp_path, capsys):
+    _force_winner(tuned_run, tmp_path / "run", "fused conv_transpose")
+    code = main(["run", str(tmp_path / "run"), "--task", "reconstruct", "--source", str(synthetic_video),
+                 "--max-frames", "2", "--profile"])
+    assert code == 0 and "model: onnxruntime fp32, one fused session, ConvTranspose decoder" in capsys.readouterr().out
+
+
+def test_the_device_entry_point_does_nothing_while_the_sidecar_matches(tuned_run, capsys):
+    before = (tuned_run / "tuning.json").read_bytes()
+    assert tuning.main([str(tuned_run), "--if-stale"]) == 0
+    assert "nothing to tune" in capsys.readouterr().out and (tuned_run / "tuning.json").read_bytes() == before
+
+
+def test_the_tuned_pick_loads_where_torch_and_onnx_cannot_be_imported(tuned_run):
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "onnx"):
+                    raise ImportError(name + " is not installed on this device")
+        sys.meta_path.insert(0, Block())
+        from edgeae.runtime.autoencoder import Autoencoder
+        with Autoencoder.load({str(tuned_run)!r}) as ae:
+            assert "tuned here" in ae.describe(), ae.describe()
+        assert not {{"torch", "onnx", "edgeae.training", "edgeae.export"}} & set(sys.modules)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
