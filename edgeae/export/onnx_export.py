@@ -8,7 +8,6 @@ Each ONNX file carries the metadata the runtime needs (metadata_props, keys "edg
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ import edgeae
 from edgeae.config import atomic_write_bytes, atomic_write_json, save_config, to_dict
 from edgeae.errors import EdgeAEError
 from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
+from edgeae.runtime.engine_cache import sha256_file
 from edgeae.runtime.run_files import DECODER_FORMS, decoder_form_name, form_names, fused_name, onnx_path
 from edgeae.training.model import depth_to_space_decoder
 from edgeae.training.train import load_model
@@ -46,14 +46,6 @@ class ExportConfig:
     # Also write the other decoder form and the fused encoder→decoder graphs, so that 'edgeae build RUN
     # --backend onnxruntime' on the device can time them and keep the fastest (which form wins depends on the CPU).
     tuning_forms: bool = True
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _export_one(module: torch.nn.Module, example: torch.Tensor, path: Path, names: tuple[str, str],

@@ -44,6 +44,8 @@ from edgeae.errors import EdgeAEError
 from edgeae.export.fp16 import set_metadata
 from edgeae.export.onnx_export import ExportConfig, _export_one
 from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
+from edgeae.runtime.quality import psnr_float
+from edgeae.runtime.tuning import interleaved_medians
 from edgeae.runtime.preprocess import frames_to_batch
 from edgeae.training.data import load_images
 from edgeae.training.model import depth_to_space_decoder
@@ -158,26 +160,6 @@ def _method_text(percentile: float) -> str:
     return "MinMax" if percentile == 100 else f"Percentile {percentile:g}"
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
-
-
-def interleaved_medians(fns: dict, runs: int, warmup: int = 2) -> dict[str, float]:
-    """Median wall time (ms) of each callable, timed in turn within every round so that load from other
-    processes falls on all of them alike and their ratios stay fair."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t) * 1e3) for name, t in times.items()}
-
-
 def _load_cpu(path: Path, threads: int) -> OnnxRuntimeBackend:
     return OnnxRuntimeBackend.load(path, providers=["CPUExecutionProvider"], threads=threads)
 
@@ -191,8 +173,8 @@ def evaluate_psnr(run_dir: Path, batches: list[np.ndarray], threads: int) -> dic
         for x in batches:
             z = enc.infer({"image": x})["latent"]
             ref = dec.infer({"latent": z})["image"]
-            decoder.append(psnr(dec8.infer({"latent": z})["image"], ref))
-            full.append(psnr(dec8.infer({"latent": enc8.infer({"image": x})["latent"]})["image"], ref))
+            decoder.append(psnr_float(dec8.infer({"latent": z})["image"], ref))
+            full.append(psnr_float(dec8.infer({"latent": enc8.infer({"image": x})["latent"]})["image"], ref))
     return {"full": min(full), "decoder": min(decoder)}
 
 

@@ -21,6 +21,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return min(cv2.PSNR(a, b, 255.0), PSNR_CAP)
 
 
+def psnr_float(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two float model outputs in [0, 1] (inf when equal): how int8/fp16 files are judged."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+
+
 class SSIM:
     """Mean SSIM of two uint8 images (Wang et al. 2004: 11×11 Gaussian window, σ 1.5, K1 0.01, K2 0.03).
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from edgeae.config import atomic_write_json
 from edgeae.errors import EdgeAEError
+from edgeae.runtime.quality import psnr_float
 from edgeae.runtime.run_files import DECODER_FORMS, TUNING_FILE, decoder_form_name, fused_name, onnx_name
 
 log = logging.getLogger("edgeae.runtime")
@@ -225,12 +226,6 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int, warmu
             fns[name]()
             times[name].append((time.perf_counter_ns() - start) / 1e6)
     return {name: float(np.median(t)) for name, t in times.items()}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB for images in [0, 1]."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
 
 
 def shape_key(shape) -> str:
@@ -423,7 +418,7 @@ def int8_candidate(tuner: Tuner, fp32: Candidate) -> tuple[Candidate | None, str
         ae = tuner.load(candidate)
     except (EdgeAEError, ImportError, RuntimeError, TypeError) as e:
         return None, f"the int8 files do not load ({e})"
-    worst = min(psnr(ae.reconstruct_batch(x), ref) for x, ref in zip(tuner.inputs, tuner.reference))
+    worst = min(psnr_float(ae.reconstruct_batch(x), ref) for x, ref in zip(tuner.inputs, tuner.reference))
     bound = int8_bound(tuner.run_dir)
     if worst < bound:
         tuner.loaded.pop(candidate).close()

@@ -73,7 +73,8 @@ def test_int8_cpu_kernels_compute_what_the_qdq_graph_says(int8_run):
     kernels differ only where a value rounds the other way (56 dB for this model, 44-50 for one trained longer)."""
     import onnxruntime as ort
 
-    from edgeae.export.quantize import psnr, real_batches
+    from edgeae.export.quantize import real_batches
+    from edgeae.runtime.quality import psnr_float as psnr
 
     for x in real_batches("synthetic", 2, 16, seed=1):
         kernels = _reconstruct_int8(int8_run, x, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)

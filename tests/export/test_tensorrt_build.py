@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from edgeae.errors import EdgeAEError
-from edgeae.export.onnx_export import sha256_file
+from edgeae.runtime.engine_cache import sha256_file
 from edgeae.export.tensorrt_build import BuildConfig, build_run, parse_shape
 from edgeae.runtime import tensorrt_flavour
 
