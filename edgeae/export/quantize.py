@@ -137,6 +137,12 @@ def quantize_qdq(src: Path, dst: Path, input_name: str, batches: list[np.ndarray
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    if not any(n.op_type in ("Conv", "MatMul", "Gemm") for n in onnx.load(str(src)).graph.node):
+        # Nothing with weights (the residual denoisers' decoder is one DepthToSpace): the graph is its own int8 form.
+        model = onnx.load(str(src))
+        set_metadata(model, precision="int8", quantization="none needed: no Conv/MatMul to quantise")
+        atomic_write_bytes(dst, model.SerializeToString())
+        return
     method = CalibrationMethod.MinMax if percentile == 100 else CalibrationMethod.Percentile
     with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger(), contextlib.redirect_stdout(io.StringIO()):
         out = Path(tmp) / dst.name  # (the histogram calibrator print()s its progress: kept off stdout)

@@ -43,3 +43,23 @@ def _blind_sigma(x: np.ndarray, kind: str, level: float, rng: np.random.Generato
         return b
     a = rng.uniform(0.0, level * level, per_image).astype(np.float32)
     return np.sqrt(a * x + b * b)
+
+
+def write_noisy_copies(source: str, out_dir: str, kind: str, level: float, count: int = 16, seed: int = 0) -> list[str]:
+    """Noisy PNG copies of `count` images of a data source, each with its own blind strength up to `level`: the
+    calibration frames for a denoiser's int8 ranges, which must cover the residuals of strong noise."""
+    from pathlib import Path
+
+    import cv2
+
+    from edgeae.training.data import load_images
+
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, image in enumerate(load_images(source, max_images=count, seed=seed)):
+        noisy = add_noise(image[None].astype(np.float32) / 255, kind, level, rng)[0]
+        names.append(str(out / f"{i:03d}.png"))
+        cv2.imwrite(names[-1], cv2.cvtColor(np.round(noisy * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    return names

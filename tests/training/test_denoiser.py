@@ -51,3 +51,10 @@ def test_denoiser_exports_with_parity(denoiser_run):
                          progress=False)
     assert report["passed"]
     assert {r["model"] for r in report["rows"]} >= {"encoder", "decoder", "full"}
+
+
+def test_noisy_calibration_copies_are_written_noisy(tmp_path):
+    from edgeae.training.noise import write_noisy_copies
+
+    names = write_noisy_copies("synthetic", str(tmp_path), "gaussian-blind", 55 / 255, count=3)
+    assert len(names) == 3 and all((tmp_path / f"{i:03d}.png").is_file() for i in range(3))
