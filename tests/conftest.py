@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import cv2
@@ -101,4 +104,24 @@ def built_engines(trained_run, tensorrt_rtx, tmp_path_factory) -> Path:
     for precision in ("fp32", "fp16"):
         build_run(run, BuildConfig(precision=precision, flavour="tensorrt-rtx", opt_shape=(1, 64, 96),
                                    max_shape=(4, 256, 256)), progress=False)
+    return run
+
+
+# The base install (what a device has) has neither torch nor onnx: importing either raises, as it would there.
+BLOCK_DEVICE_ABSENT = textwrap.dedent("""
+    import sys
+    class BlockAbsentOnDevice:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "onnx"):
+                raise ImportError(name + " is not installed on this device")
+    sys.meta_path.insert(0, BlockAbsentOnDevice())
+""")
+
+
+@pytest.fixture(scope="session")
+def run_without_torch():
+    """Run Python `code` in a subprocess where importing torch or onnx raises; returns the CompletedProcess."""
+    def run(code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", BLOCK_DEVICE_ABSENT + textwrap.dedent(code)],
+                              capture_output=True, text=True)
     return run

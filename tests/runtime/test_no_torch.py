@@ -1,24 +1,6 @@
-"""The runtime must import and run on a device without PyTorch."""
+"""The runtime must import and run on a device without PyTorch (or onnx): see conftest's run_without_torch."""
 
-import subprocess
-import sys
-import textwrap
-
-BLOCK_TORCH = textwrap.dedent("""
-    import sys
-    class BlockTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is not installed on this device")
-    sys.meta_path.insert(0, BlockTorch())
-""")
-
-
-def run_without_torch(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + textwrap.dedent(code)], capture_output=True, text=True)
-
-
-def test_runtime_imports_where_torch_raises():
+def test_runtime_imports_where_torch_raises(run_without_torch):
     result = run_without_torch("""
         import edgeae.runtime, edgeae.runtime.autoencoder, edgeae.runtime.sources, edgeae.cli
         import edgeae.runtime.benchmark, edgeae.runtime.backends.opencv_dnn
@@ -30,7 +12,7 @@ def test_runtime_imports_where_torch_raises():
     assert result.returncode == 0, result.stderr
 
 
-def test_compression_and_augmentation_import_where_torch_raises():
+def test_compression_and_augmentation_import_where_torch_raises(run_without_torch):
     result = run_without_torch("""
         import edgeae.runtime.bitstream, edgeae.runtime.latent_codec, edgeae.runtime.quality
         import edgeae.runtime.tasks.compress, edgeae.runtime.tasks.augment
@@ -39,7 +21,7 @@ def test_compression_and_augmentation_import_where_torch_raises():
     assert result.returncode == 0, result.stderr
 
 
-def test_runtime_reconstructs_without_torch(trained_run):
+def test_runtime_reconstructs_without_torch(trained_run, run_without_torch):
     result = run_without_torch(f"""
         import numpy as np
         from edgeae.runtime import Autoencoder
@@ -50,7 +32,7 @@ def test_runtime_reconstructs_without_torch(trained_run):
     assert result.returncode == 0, result.stderr
 
 
-def test_device_bench_runs_without_torch(trained_run):
+def test_device_bench_runs_without_torch(trained_run, run_without_torch):
     result = run_without_torch(f"""
         from edgeae.cli import main
         assert main(["bench", {str(trained_run)!r}, "--quick"]) == 0
@@ -58,7 +40,7 @@ def test_device_bench_runs_without_torch(trained_run):
     """)
     assert result.returncode == 0, result.stderr
     assert "opencv-dnn fp32" in result.stdout and "tensorrt fp16" in result.stdout
-def test_device_side_tools_import_where_torch_raises():
+def test_device_side_tools_import_where_torch_raises(run_without_torch):
     result = run_without_torch("""
         import edgeae.doctor, edgeae.export.bundle, edgeae.export.bundle_verify
         edgeae.doctor.report(probe_cameras=False)
