@@ -222,9 +222,7 @@ def test_eval_refuses_to_write_its_json_over_the_data(trained_run, tmp_path, cap
     assert "--json" in capsys.readouterr().err
 
 
-def test_eval_runs_on_a_device_without_torch(trained_run, tmp_path):
-    from tests.runtime.test_no_torch import run_without_torch
-
+def test_eval_runs_on_a_device_without_torch(trained_run, tmp_path, run_without_torch):
     data = _clean_folder(tmp_path / "frames", n=1)
     result = run_without_torch(f"""
         from edgeae.cli import main
