@@ -18,7 +18,7 @@ PY         := $(VENV)/bin/python
 EDGEAE     := $(PY) -m edgeae.cli
 FOOTAGE    := $(DATA)/vtest.avi
 
-.PHONY: data-photos models install test data train export engines demo side-by-side bench bench-gpu deploy clean help calibrate anomaly bench-pipeline compress augment
+.PHONY: data-photos models models-denoiser models-codec install test data train export engines demo side-by-side bench bench-gpu deploy clean help calibrate anomaly bench-pipeline compress augment
 .DEFAULT_GOAL := help
 
 help:
@@ -26,7 +26,7 @@ help:
 	@echo "make test      run the test suite"
 	@echo "make data      fetch OpenCV's sample footage into $(DATA)"
 	@echo "make data-photos  real photos for the denoiser into $(PHOTOS)/train and $(PHOTOS)/heldout"
-	@echo "make models    rebuild models/denoiser (the shipped blind denoiser) from its recipe, ~40 min on 2 cores"
+	@echo "make models    rebuild models/denoiser (~27 min on 2 cores) and models/codec-q* (~45 min) from their recipes"
 	@echo "make demo      data → train → export → parity → side-by-side reconstruction PNG"
 	@echo "make deploy    bundle $(RUN) for TARGET=jetson|gpu|cpu into dist/ (HOST=user@device installs it over ssh)"
 	@echo "make train / export / engines / bench / bench-gpu / deploy / clean   (make train NPROC=2: DDP)"
@@ -63,7 +63,9 @@ data-photos: install
 # (20 min of training, measured with one torch thread on a shared 2-core machine; 5 min of held-out benchmark).
 DENOISER     ?= models/denoiser
 DENOISER_RUN ?= runs/denoiser
-models: data-photos
+models: models-denoiser models-codec
+
+models-denoiser: data-photos
 	rm -rf $(DENOISER_RUN)
 	$(EDGEAE) train --data $(PHOTOS)/train --task denoise --noise gaussian-blind --noise-level 55 --arch denoiser \
 	  --crop-size 64 --batch-size 16 --samples-per-epoch 2400 --epochs 40 --val-samples 256 --lr 5e-4 \
@@ -80,6 +82,21 @@ models: data-photos
 	  decoder.int8.onnx export_config.json export_report.json quantize_config.json $(abspath $(DENOISER))/
 	@# The held-out table of MODEL.md (CBM3D on 2 photos: ~5 min).
 	$(PY) -m benchmarks.denoise --threads 2 --cbm3d-photos 2 --json $(DENOISER)/heldout_photos.json
+
+# models/codec-q1 … q4, the learned codec's quality levels (low to high rate), rebuilt from their recipe
+# (scripts/train_codecs.sh: a base codec at λ 0.01, each level fine-tuned from it; seeded) on $(PHOTOS)/train,
+# exported with their probability tables, then scored on the held-out photos and vtest.avi (models/codec.json,
+# models/codec.png). About 45 min on 2 cores (measured 2026-11-28 on an AMD EPYC, sharing the machine).
+CODEC_LEVELS ?= 4
+models-codec: data-photos
+	EDGEAE="$(EDGEAE)" bash scripts/train_codecs.sh $(PHOTOS)/train runs
+	for q in $$(seq 1 $(CODEC_LEVELS)); do \
+	  $(EDGEAE) export runs/codec-q$$q --real-frames $(PHOTOS)/train && \
+	  mkdir -p models/codec-q$$q && \
+	  (cd runs/codec-q$$q && cp config.json best.pt metrics.json loss.png encoder.onnx decoder.onnx entropy_tables.npz \
+	    export_config.json export_report.json $(abspath models)/codec-q$$q/) || exit 1; \
+	done
+	$(PY) -m benchmarks.codec --footage $(FOOTAGE) --threads 2 --json models/codec.json --plot models/codec.png
 
 # Train on the real footage when it is there, on synthetic scenes otherwise.
 train: install

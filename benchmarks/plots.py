@@ -117,6 +117,10 @@ def write_plots(report: dict, out: Path, name: str) -> list[Path]:
         paths.append(latency_bars(s["latency"], out / f"{name}-latency.png"))
     if "skipped" not in s["compression"]:
         paths.append(rate_distortion(s["compression"], out / f"{name}-rate-distortion.png"))
+    if "skipped" not in s.get("codec", {"skipped": ""}):
+        from benchmarks.codec import plot as codec_plot
+
+        paths.append(codec_plot(s["codec"], out / f"{name}-codec.png"))
     if "skipped" not in s["anomaly"] and s["anomaly"].get("_examples"):
         paths.append(anomaly_heatmaps(s["anomaly"]["_examples"], out / f"{name}-anomaly.png"))
     if "skipped" not in s["denoise"]:

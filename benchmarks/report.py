@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.codec import markdown as codec_markdown
 from edgeae.config import atomic_write_bytes, atomic_write_json
 
 
@@ -205,6 +206,7 @@ def markdown(report: dict) -> str:
     lines += md_targets(report["targets"]) + md_tuning(report.get("tuning", {})) + md_parity(s["parity"])
     lines += md_latency(s["latency"]) + md_pipeline(s["pipeline"])
     lines += md_denoise(s["denoise"]) + md_anomaly(s["anomaly"]) + md_compression(s["compression"])
+    lines += codec_markdown(s.get("codec", {"skipped": "not run"}))
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in report.get("plots", [])] + [""]
     return "\n".join(lines)
 
@@ -223,7 +225,7 @@ def readme_block(report: dict, command: str) -> str:
              f"edgeae {m['git_commit']}, {report['total_seconds']:.0f} s in all. Every number: "
              "[reports/bench.md](reports/bench.md), [reports/bench.json](reports/bench.json).", "", DIFFERS_BY_CPU, ""]
     lines += md_targets(report["targets"]) + md_tuning(report.get("tuning", {})) + md_latency(s["latency"]) + md_pipeline(s["pipeline"])
-    lines += md_denoise(s["denoise"]) + md_anomaly(s["anomaly"])
+    lines += md_denoise(s["denoise"]) + md_anomaly(s["anomaly"]) + codec_markdown(s.get("codec", {"skipped": "not run"}))
     lines += [f"![{p}](reports/{p})" for p in report.get("plots", [])] + ["", README_END]
     # Inside the README's "## Benchmarks" section the tables' headings sit one level lower.
     return "\n".join("#" + line if line.startswith(("## ", "### ")) else line for line in lines)

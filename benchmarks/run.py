@@ -27,6 +27,7 @@ from edgeae.runtime.tuning import TuneConfig, cpu_info, tune
 
 def sections() -> dict[str, Callable[[Context], dict]]:
     from benchmarks.anomaly import anomaly
+    from benchmarks.codec import codec
     from benchmarks.compression import compression
     from benchmarks.denoise import denoise
     from benchmarks.latency import latency
@@ -34,7 +35,7 @@ def sections() -> dict[str, Callable[[Context], dict]]:
     from benchmarks.pipeline import pipeline
 
     return {"parity": parity, "latency": latency, "pipeline": pipeline, "denoise": denoise,
-            "anomaly": anomaly, "compression": compression}
+            "anomaly": anomaly, "compression": compression, "codec": codec}
 
 
 def machine(threads: int) -> dict:

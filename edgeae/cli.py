@@ -42,11 +42,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                       model=ModelConfig.named(args.arch), epochs=args.epochs, batch_size=args.batch_size,
                       samples_per_epoch=args.samples_per_epoch, val_samples=args.val_samples,
                       max_images=args.max_images, lr=args.lr,
-                      lr_schedule=args.lr_schedule, grad_clip=args.grad_clip, crop_size=args.crop_size, seed=args.seed, device=args.device)
+                      lr_schedule=args.lr_schedule, grad_clip=args.grad_clip, crop_size=args.crop_size, seed=args.seed,
+                      device=args.device, rd_lambda=args.rd_lambda, init=args.init)
     if args.nproc * args.nnodes > 1:
         return _train_distributed(cfg, args)
     result = train(cfg, args.out, resume=args.resume)
-    print(f"trained {args.out}: best validation MSE {result['best_val_loss']:.5f}")
+    print(f"trained {args.out}: best validation {'loss' if cfg.model.codec else 'MSE'} {result['best_val_loss']:.5f}")
     return 0
 
 
@@ -187,7 +188,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     cfg = EvalConfig(run=args.run, task=args.task, data=args.data, backend=args.backend, precision=args.precision,
                      threads=args.threads, threshold=args.threshold, sigmas=tuple(args.sigma), seed=args.seed,
-                     bits=tuple(args.bits), qualities=tuple(args.quality), limit=args.limit, json=args.json or "")
+                     bits=tuple(args.bits), qualities=tuple(args.quality), levels=tuple(args.levels), limit=args.limit,
+                     json=args.json or "")
     print(format_results(evaluate(cfg)))
     if args.json:
         print(f"wrote {args.json}")
@@ -297,6 +299,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     p.add_argument("--grad-clip", type=float, default=0.0, help="clip the gradients' global norm (0: off)")
+    p.add_argument("--rd-lambda", type=float, default=0.01,
+                   help="codecs: loss = λ·255²·MSE + bits per pixel; larger λ, higher rate and quality (default 0.01)")
+    p.add_argument("--init", default="", metavar="RUN",
+                   help="start from RUN's best.pt (same architecture), e.g. to fine-tune a codec to another --rd-lambda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
@@ -422,6 +428,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="compress: latent bits per symbol, one point each (default 2 3 4 5 6 8)")
     p.add_argument("--quality", type=_number_in(int, 1, 100), nargs="+", default=[5, 10, 20, 30, 50, 70, 85, 95],
                    help="compress: JPEG and WebP qualities, one point each")
+    p.add_argument("--levels", nargs="+", default=[], metavar="RUN",
+                   help="compress, learned codecs: more quality levels on RUN's curve, e.g. models/codec-q*")
     p.add_argument("--limit", type=_number_in(int, 0), default=0,
                    help="at most N images per folder (frames of a video); 0: all")
     _add_backend_options(p)
@@ -433,7 +441,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="image, image folder, video file or camera index")
     p.add_argument("out", help="bitstream to write (.eae); OUT.json gets the config and stats")
     p.add_argument("--model", required=True, help="run folder with encoder.onnx and decoder.onnx")
-    p.add_argument("--bits", type=int, default=8, help="bits per latent symbol, 1-16 (default 8)")
+    p.add_argument("--bits", type=int, default=8,
+                   help="autoencoders: bits per latent symbol, 1-16 (default 8); learned codecs (models/codec-q*) "
+                        "range-code their rounded latent instead: pick the quality by the model")
     p.add_argument("--limit", type=_number_in(int, 1), help="compress at most this many frames")
     p.add_argument("--no-quality", action="store_true", help="skip decoding for PSNR/SSIM: runs the encoder only")
     p.add_argument("--batch-size", type=_number_in(int, 1, 256), default=4, help="frames per inference call, 1-256")

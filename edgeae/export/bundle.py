@@ -37,10 +37,12 @@ from edgeae.config import atomic_write_bytes, to_dict
 from edgeae.errors import EdgeAEError
 from edgeae.export import bundle_verify
 from edgeae.runtime.engine_build import read_models
+from edgeae.runtime.entropy_codec import ENTROPY_TABLES
 from edgeae.runtime.run_files import PRECISIONS, ROLES, form_names, onnx_path
 
 TARGETS = ("jetson", "gpu", "cpu")
-SIDE_FILES = ("anomaly.json", "anomaly_reference.npy", "config.json", "export_config.json", "export_report.json")
+SIDE_FILES = ("anomaly.json", "anomaly_reference.npy", "config.json", "export_config.json", "export_report.json",
+              ENTROPY_TABLES)
 # Distribution → module imported to decide whether the device already has it (JetPack's OpenCV and
 # onnxruntime-gpu are not pip distributions of these names, so pip alone would shadow them).
 IMPORT_NAMES = {"opencv-python-headless": "cv2", "opencv-python": "cv2"}

@@ -8,6 +8,8 @@ Each ONNX file carries the metadata the runtime needs (metadata_props, keys "edg
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import os
@@ -24,6 +26,7 @@ from edgeae.config import atomic_write_bytes, atomic_write_json, save_config, to
 from edgeae.errors import EdgeAEError
 from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edgeae.runtime.engine_cache import sha256_file
+from edgeae.runtime.entropy_codec import ENTROPY_TABLES, EntropyTables
 from edgeae.runtime.run_files import DECODER_FORMS, decoder_form_name, form_names, fused_name, onnx_path
 from edgeae.training.model import depth_to_space_decoder
 from edgeae.training.train import load_model
@@ -176,9 +179,15 @@ def export_onnx(run_dir: str | os.PathLike, cfg: ExportConfig = ExportConfig(), 
     }
     if cfg.decoder_form not in DECODER_FORMS:
         raise EdgeAEError(f"decoder form {cfg.decoder_form!r} is not 'depth_to_space' or 'conv_transpose'")
-    for stale in form_names():  # derived from the previous export; the tuner must never time them
+    if mcfg.codec:
+        # A codec's decoder runs on rounded latents: no fused graph (it would skip the rounding), and its 5×5
+        # stride-2 ConvTranspose has no exact Conv+DepthToSpace rewrite.
+        cfg = dataclasses.replace(cfg, decoder_form="conv_transpose", tuning_forms=False)
+    for stale in [*form_names(), ENTROPY_TABLES]:  # derived from the previous export; the tuner must never time them
         (run_dir / stale).unlink(missing_ok=True)
     export_files(model, run_dir, cfg, base)
+    if mcfg.codec:
+        EntropyTables.from_arrays(**model.entropy_bottleneck.tables()).save(run_dir / ENTROPY_TABLES)
     save_config(cfg, run_dir / "export_config.json")
     report = check_parity(model, run_dir, cfg)
     atomic_write_json(run_dir / "export_report.json", report)

@@ -30,7 +30,9 @@ from edgeae.outputs import signals_held
 
 MAGIC = b"\x89EAE"
 VERSION = 1
-CODEC_ZSTD_DELTA = 1
+CODEC_ZSTD_DELTA = 1  # the autoencoders' latent: per-channel quantisation, delta, zstd (runtime/latent_codec.py)
+CODEC_ENTROPY = 2  # a learned codec's latent: rounded, range-coded under its tables (runtime/entropy_codec.py)
+CODECS = (CODEC_ZSTD_DELTA, CODEC_ENTROPY)
 FRAME_SYNC = b"\x89EAF"
 END_SYNC = b"\x89EAZ"
 STOP_SYNC = b"\x89EAI"
@@ -83,7 +85,8 @@ def write_header(f: BinaryIO, header: StreamHeader) -> None:
          6   32 model id: sha256(encoder.onnx bytes + decoder.onnx bytes)
         38    4 frame height u32       42  4 frame width u32
         46    2 latent channels u16    48  2 latent height u16    50  2 latent width u16
-        52    1 bits per symbol u8     53  1 codec u8 (1: per-channel quantisation, delta, zstd)
+        52    1 bits per symbol u8     53  1 codec u8 (1: per-channel quantisation, delta, zstd;
+                                                     2: rounding + range coding under the model's tables, bits 0)
         54    4 frames per second f32 (0: unknown; else at most 1000)
         58    4 CRC32 of bytes 0..57
     Frames are at most 8192 pixels a side and 8192×4320 pixels in all; readers refuse larger ones.
@@ -104,7 +107,7 @@ def read_header(buf: bytes, source: str = "bitstream") -> StreamHeader:
     (_, version, model_id, height, width, channels, lh, lw, bits, codec, fps) = _HEADER.unpack(body)
     if _U32.unpack_from(buf, _HEADER.size)[0] != zlib.crc32(body):
         raise EdgeAEError(f"{source}: header is damaged (CRC mismatch), no frame can be decoded; compress the source again")
-    if version != VERSION or codec != CODEC_ZSTD_DELTA:
+    if version != VERSION or codec not in CODECS:
         raise EdgeAEError(f"{source} is .eae version {version} codec {codec}; this edgeae reads version {VERSION}: upgrade edgeae")
     header = StreamHeader(model_id, (height, width), (channels, lh, lw), bits, fps, codec)
     problem = header_problem(header)

@@ -66,6 +66,7 @@ class EvalConfig:
     seed: int = 0                          # denoise: the noise's seed (each σ draws from [seed, σ])
     bits: tuple[int, ...] = (2, 3, 4, 5, 6, 8)                    # compress: latent bits per symbol
     qualities: tuple[int, ...] = (5, 10, 20, 30, 50, 70, 85, 95)  # compress: JPEG and WebP qualities
+    levels: tuple[str, ...] = ()  # compress, learned codecs: more quality levels (run folders) on the run's curve
     limit: int = 0                         # at most this many images per folder (frames of a video); 0: all
     json: str = ""
 
@@ -329,24 +330,40 @@ def rd_point(frames: list[np.ndarray], decoded: list[np.ndarray], nbytes: int, *
             "ms_ssim": float(np.mean([ms_ssim(f, d) for f, d in zip(frames, decoded)])) if fits else None}
 
 
-def autoencoder_curve(ae, frames: list[np.ndarray], bits: tuple[int, ...]) -> list[dict]:
-    """A point per bit depth; the rate is the .eae file(s) `edgeae compress` writes, one stream per frame size."""
+def autoencoder_curve(ae, frames: list[np.ndarray], bits: tuple[int, ...], tables=None, **extra) -> list[dict]:
+    """A point per bit depth — or, for a learned codec (its `tables`), the one point its model makes; the rate is
+    the .eae file(s) `edgeae compress` writes, one stream per frame size."""
     from edgeae.runtime.tasks.compress import FrameCompressor, decompress_payloads, stream_header
 
     by_size: dict[tuple, list[int]] = {}
     for i, frame in enumerate(frames):
         by_size.setdefault(frame.shape[:2], []).append(i)
     points = []
-    for b in bits:
+    for b in (None,) if tables is not None else bits:
         decoded, nbytes = [None] * len(frames), 0
         for size, indices in by_size.items():
-            header = stream_header(ae, size, b, bytes(32))
-            compressor = FrameCompressor(ae, header, measure=False)
+            header = stream_header(ae, size, b or 0, bytes(32), learned=tables is not None)
+            compressor = FrameCompressor(ae, header, measure=False, tables=tables)
             payloads = list(compressor.payloads([frames[i] for i in indices]))
             nbytes += compressor.tally.nbytes
-            for i, image in zip(indices, decompress_payloads(ae, header, payloads)):
+            for i, image in zip(indices, decompress_payloads(ae, header, payloads, tables)):
                 decoded[i] = image
-        points.append(rd_point(frames, decoded, nbytes, bits=b))
+        points.append(rd_point(frames, decoded, nbytes, **({"bits": b} if b else {}), **extra))
+    return points
+
+
+def codec_curve(runs: list[str], frames: list[np.ndarray], threads: int = 0, progress: bool = False) -> list[dict]:
+    """A learned codec's curve: one point per quality level (run folder), each its .eae bytes and quality."""
+    from edgeae.runtime.autoencoder import Autoencoder
+    from edgeae.runtime.tasks.compress import load_tables
+
+    points = []
+    for run in tqdm(runs, desc="eval compress: levels", unit="level", disable=None if progress else True):
+        tables = load_tables(run)
+        if tables is None:
+            raise EdgeAEError(f"{run} is not a learned codec (no entropy_tables.npz); --levels takes codec run folders")
+        with Autoencoder.load(run, **({"threads": threads} if threads else {})) as ae:
+            points += autoencoder_curve(ae, frames, (), tables, model=str(run))
     return points
 
 
@@ -376,9 +393,19 @@ def bd_rates(curves: dict[str, list[dict]], test: str = "autoencoder") -> dict:
 
 
 def evaluate_compress(ae, cfg: EvalConfig, progress: bool = True) -> dict:
+    """The run's curve (a point per --bits; a learned codec: its point, then one per --levels run) against JPEG/WebP."""
+    from edgeae.runtime.tasks.compress import load_tables
+
     frames = list(tqdm(iter_frames(cfg.data, limit=cfg.limit or None), desc="eval compress: read", unit="frame",
                        disable=None if progress else True))
-    curves = {"autoencoder": autoencoder_curve(ae, frames, cfg.bits)}
+    tables = load_tables(cfg.run)
+    if tables is None and cfg.levels:
+        raise EdgeAEError(f"--levels adds quality levels of a learned codec, but {cfg.run} is an autoencoder; "
+                          "drop --levels or pass a codec run (models/codec-q*)")
+    curve = autoencoder_curve(ae, frames, cfg.bits, tables, **({"model": cfg.run} if tables is not None else {}))
+    if cfg.levels:
+        curve = sorted(curve + codec_curve(list(cfg.levels), frames, cfg.threads, progress), key=lambda p: p["bpp"])
+    curves = {"autoencoder": curve}
     for codec in CODECS:
         curves[codec] = opencv_curve(frames, codec, cfg.qualities)
     return {"frames": len(frames), "frame_sizes": sorted({f"{f.shape[1]}x{f.shape[0]}" for f in frames}),
@@ -465,11 +492,12 @@ def format_results(result: dict) -> str:
                   for r in result["rows"]]
     else:
         lines.append(f"{result['frames']} frames ({', '.join(result['frame_sizes'])})")
-        lines.append(f"{'codec':<12} {'setting':>10} {'bpp':>7} {'PSNR dB':>8} {'SSIM':>6} {'MS-SSIM':>7}")
+        lines.append(f"{'codec':<12} {'setting':>18} {'bpp':>7} {'PSNR dB':>8} {'SSIM':>6} {'MS-SSIM':>7}")
         for codec, points in result["curves"].items():
             for p in points:
-                setting = f"{p['bits']} bits" if "bits" in p else f"q {p['quality']}"
-                lines.append(f"{codec:<12} {setting:>10} {p['bpp']:>7.3f} {_f(p['psnr_db'], 2):>8} "
+                setting = (f"{p['bits']} bits" if "bits" in p else f"q {p['quality']}" if "quality" in p
+                           else Path(p.get("model", "")).name[-18:])
+                lines.append(f"{codec:<12} {setting:>18} {p['bpp']:>7.3f} {_f(p['psnr_db'], 2):>8} "
                              f"{_f(p['ssim']):>6} {_f(p['ms_ssim']):>7}")
         for codec, bd in result["bd_rate_psnr"].items():
             lines.append(f"BD-rate (PSNR) of the autoencoder against {codec}: "

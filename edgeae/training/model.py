@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from edgeae.errors import EdgeAEError
+from edgeae.training import codec
 
 # Named architectures. "seed" is the default and is exactly the product's reference model.
 # Autoencoders: the widths of the stride-2 convs. Residual denoisers (RESIDUAL_DENOISERS): the width of each
@@ -25,9 +26,15 @@ ARCHITECTURES: dict[str, tuple[int, ...]] = {
     # Narrower and half-resolution siblings, for the speed/quality trade-off in models/denoiser/MODEL.md.
     "denoiser-s": (48,) * 7,
     "denoiser-half": (32,) * 7,
+    # Learned codec (training/codec.py): the analysis transform's widths at 1/2, 1/4, 1/8 size, then the latent's
+    # channels at 1/16; the synthesis transform mirrors them. Narrow where the resolution is high, so a
+    # 768×576 frame encodes and decodes in ~100 ms on 2 cores (models/codec-q*).
+    "codec": (24, 48, 96, 128),
 }
 # Residual denoisers: name → pixel-unshuffle factor (the body runs at 1/factor resolution).
 RESIDUAL_DENOISERS: dict[str, int] = {"denoiser": 4, "denoiser-s": 4, "denoiser-half": 2}
+# Learned codecs: trained on rate + distortion with an entropy model (training/codec.py).
+CODECS: frozenset[str] = frozenset({"codec"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,10 @@ class ModelConfig:
         return self.unshuffle > 0
 
     @property
+    def codec(self) -> bool:
+        return self.name in CODECS
+
+    @property
     def unshuffled_channels(self) -> int:
         return self.in_channels * self.unshuffle ** 2
 
@@ -56,7 +67,9 @@ class ModelConfig:
     @property
     def downsample(self) -> int:
         """Input sides must be multiples of this (each autoencoder conv halves them)."""
-        return self.unshuffle if self.residual else 2 ** len(self.widths)
+        if self.residual:
+            return self.unshuffle
+        return 16 if self.codec else 2 ** len(self.widths)
 
     @classmethod
     def named(cls, name: str) -> "ModelConfig":
@@ -141,11 +154,24 @@ class Autoencoder(nn.Module):
     def __init__(self, cfg: ModelConfig = ModelConfig()):
         super().__init__()
         self.cfg = cfg
-        self.encoder = DenoiserEncoder(cfg) if cfg.residual else _encoder(cfg)
-        self.decoder = DenoiserDecoder(cfg) if cfg.residual else _decoder(cfg)
+        if cfg.codec:
+            self.encoder, self.decoder = codec.analysis_transform(cfg.widths), codec.synthesis_transform(cfg.widths)
+            self.entropy_bottleneck = codec.EntropyBottleneck(cfg.latent_channels)
+        else:
+            self.encoder = DenoiserEncoder(cfg) if cfg.residual else _encoder(cfg)
+            self.decoder = DenoiserDecoder(cfg) if cfg.residual else _decoder(cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
+        """The reconstruction; a codec's latent is rounded, as the runtime codes it."""
+        latent = self.encoder(x)
+        return self.decoder(torch.round(latent) if self.cfg.codec else latent)
+
+    def rate_distortion(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A codec's (reconstruction, bits per pixel): training adds uniform noise to the latent as the
+        differentiable stand-in for rounding (Ballé et al. 2017), evaluation rounds."""
+        latent = self.encoder(x)
+        latent = latent + torch.empty_like(latent).uniform_(-0.5, 0.5) if self.training else torch.round(latent)
+        return self.decoder(latent), codec.bits_per_pixel(self.entropy_bottleneck.likelihood(latent), x)
 
 
 def conv_from_deconv(deconv: nn.ConvTranspose2d) -> nn.Conv2d:

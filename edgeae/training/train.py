@@ -53,6 +53,8 @@ class TrainConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"  # or "cosine": annealed to 0 over all epochs' steps
     grad_clip: float = 0.0  # > 0: clip the gradients' global norm to this (a loss spike cannot derail training)
+    rd_lambda: float = 0.01  # codecs only: the loss is rd_lambda·255²·MSE + bits per pixel (higher: higher rate)
+    init: str = ""  # a run folder whose best.pt starts the weights (fine-tuning a codec to another rd_lambda)
     seed: int = 0
     device: str = "auto"
 
@@ -63,6 +65,10 @@ class TrainConfig:
             raise EdgeAEError(f"noise {self.noise!r} is not one of {', '.join(NOISE_KINDS)}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise EdgeAEError(f"lr schedule {self.lr_schedule!r} is not 'constant' or 'cosine'")
+        if self.model.codec and self.task != "reconstruct":
+            raise EdgeAEError(f"architecture {self.model.name} is a codec; train it with --task reconstruct")
+        if not (math.isfinite(self.rd_lambda) and self.rd_lambda > 0):
+            raise EdgeAEError(f"rd_lambda {self.rd_lambda} must be a positive number")
         if self.crop_size % self.model.downsample:
             raise EdgeAEError(f"crop size {self.crop_size} is not a multiple of {self.model.downsample}")
         for name in ("epochs", "batch_size", "samples_per_epoch", "val_samples", "max_images"):
@@ -114,14 +120,29 @@ def _batches(crops: np.ndarray, cfg: TrainConfig, rng: np.random.Generator, devi
         yield to_t(noisy), to_t(clean)
 
 
-def _evaluate(model: nn.Module, crops: np.ndarray, cfg: TrainConfig, device: torch.device) -> float:
+def _loss(net: nn.Module, model: Autoencoder, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    """The batch's loss and its parts: MSE, or for a codec λ·255²·MSE + bits per pixel."""
+    if not model.cfg.codec:
+        mse = nn.functional.mse_loss(net(x), y)
+        return mse, {"mse": mse.item()}
+    recon, bpp = model.rate_distortion(x)  # not through a DDP wrapper: codecs train on one process
+    mse = nn.functional.mse_loss(recon, y)
+    return cfg.rd_lambda * 255 ** 2 * mse + bpp, {"mse": mse.item(), "bpp": bpp.item()}
+
+
+def _evaluate(model: Autoencoder, crops: np.ndarray, cfg: TrainConfig, device: torch.device) -> dict:
+    """Mean loss and parts over the validation crops (a codec's latent rounded, its rate from the model)."""
     model.eval()
-    total = 0.0
+    sums: dict[str, float] = {}
+    batches = 0
     rng = np.random.default_rng(cfg.seed + 1)  # the same noisy validation set every epoch
     with torch.no_grad():
         for x, y in _batches(crops, cfg, rng, device):
-            total += nn.functional.mse_loss(model(x), y, reduction="sum").item()
-    return total / (crops.size)
+            loss, parts = _loss(model, model, x, y, cfg)
+            for key, value in {"loss": loss.item(), **parts}.items():
+                sums[key] = sums.get(key, 0.0) + value * len(x)
+            batches += len(x)
+    return {key: value / batches for key, value in sums.items()}
 
 
 def _lr_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
@@ -193,7 +214,15 @@ def _train_locked(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool,
     train_images, val_images = data_layer.split_train_val(images, cfg.val_fraction)
     val_crops = data_layer.random_crops(val_images, cfg.val_samples, cfg.crop_size, np.random.default_rng(cfg.seed + 2))
 
-    model = Autoencoder(cfg.model).to(device)
+    model = Autoencoder(cfg.model)
+    if cfg.init and not resume:
+        init_model, init_cfg, _ = load_model(cfg.init)
+        if init_cfg.model != cfg.model:
+            raise EdgeAEError(f"--init {cfg.init} is architecture {init_cfg.model.name}, not {cfg.model.name}")
+        model.load_state_dict(init_model.state_dict())
+    if dist and cfg.model.codec:
+        raise EdgeAEError("codecs train on one process; drop --nproc")
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = _lr_scheduler(optimizer, cfg)
     metrics: list[dict] = []
@@ -220,7 +249,7 @@ def _train_locked(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool,
             bar = tqdm(_batches(crops, batch_cfg, rng, device), total=math.ceil(len(crops) / batch_cfg.batch_size),
                        desc=f"epoch {epoch}/{cfg.epochs}", disable=None if progress else True, leave=False)
             for x, y in bar:
-                loss = nn.functional.mse_loss(net(x), y)
+                loss, _ = _loss(net, model, x, y, cfg)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
@@ -234,13 +263,17 @@ def _train_locked(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool,
                 total, seen = dist.sum(total, seen)
             if not main_rank:
                 continue
-            val_loss = _evaluate(model, val_crops, cfg, device)
+            val = _evaluate(model, val_crops, cfg, device)
+            val_loss = val["loss"]
             row = {"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss,
-                   "val_psnr_db": 10 * math.log10(1.0 / max(val_loss, 1e-12)), "seconds": time.perf_counter() - t0}
+                   "val_psnr_db": 10 * math.log10(1.0 / max(val["mse"], 1e-12)), "seconds": time.perf_counter() - t0}
+            if "bpp" in val:
+                row["val_bpp"] = val["bpp"]
             metrics.append(row)
             if progress:
+                rate = f"  {row['val_bpp']:.3f} bpp" if "val_bpp" in row else ""
                 print(f"epoch {epoch}/{cfg.epochs}  train {row['train_loss']:.5f}  val {val_loss:.5f}  "
-                      f"PSNR {row['val_psnr_db']:.2f} dB  {row['seconds']:.1f}s", flush=True)
+                      f"PSNR {row['val_psnr_db']:.2f} dB{rate}  {row['seconds']:.1f}s", flush=True)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             if val_loss < best_val:
                 best_val = val_loss

@@ -10,7 +10,7 @@ from benchmarks.compression import at_matched_bpp, latent_rate
 from benchmarks.run import main
 from edgeae.runtime import Autoencoder
 
-SECTIONS = ("parity", "latency", "pipeline", "denoise", "anomaly", "compression")
+SECTIONS = ("parity", "latency", "pipeline", "denoise", "anomaly", "compression", "codec")
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,9 @@ from edgeae.config import atomic_write_json, to_dict
 from edgeae.errors import EdgeAEError
 from edgeae.outputs import OutputLock, refuse_overwriting_inputs, signals_held
 from edgeae.runtime.autoencoder import Autoencoder, ModelInfo
-from edgeae.runtime.bitstream import (END_SIZE, HEADER_SIZE, MAX_FPS, RECORD_OVERHEAD, BitstreamReader,
-                                      BitstreamWriter, StreamHeader)
+from edgeae.runtime.bitstream import (CODEC_ENTROPY, CODEC_ZSTD_DELTA, END_SIZE, HEADER_SIZE, MAX_FPS, RECORD_OVERHEAD,
+                                      BitstreamReader, BitstreamWriter, StreamHeader)
+from edgeae.runtime.entropy_codec import EntropyCodec, EntropyTables, has_entropy_model, tables_path
 from edgeae.runtime.latent_codec import MAX_BITS, MIN_BITS, LatentCodec, check_bits
 from edgeae.runtime.preprocess import padded_size
 from edgeae.runtime.quality import SSIM, psnr
@@ -50,18 +51,39 @@ def check_batch_size(batch_size: int) -> None:
 def model_files(model_dir: str | os.PathLike) -> dict[str, Path]:
     """Every file a backend may read from a model folder, labelled for refuse_overwriting_inputs."""
     paths = [f(model_dir, role, p) for role in ROLES for p in PRECISIONS for f in (onnx_path, engine_path)]
-    return {f"model file {path.name}": path for path in paths}
+    return {f"model file {path.name}": path for path in [*paths, tables_path(model_dir)]}
 
 
 def model_id(model_dir: str | os.PathLike) -> bytes:
-    """sha256 over encoder.onnx then decoder.onnx: names the exact model a bitstream needs."""
+    """sha256 over encoder.onnx, decoder.onnx and a learned codec's probability tables: names the exact model a
+    bitstream needs (an autoencoder's id is unchanged from before the tables existed)."""
     digest = hashlib.sha256()
     for role in ROLES:
         path = onnx_path(model_dir, role)
         if not path.is_file():
             raise EdgeAEError(f"model {path} not found; run 'edgeae export RUN' first")
         digest.update(path.read_bytes())
+    if has_entropy_model(model_dir):
+        digest.update(tables_path(model_dir).read_bytes())
     return digest.digest()
+
+
+def load_tables(model_dir: str | os.PathLike) -> EntropyTables | None:
+    """A learned codec's probability tables; None for an autoencoder (its latent is quantised by --bits)."""
+    return EntropyTables.load(tables_path(model_dir)) if has_entropy_model(model_dir) else None
+
+
+def latent_coder(header: StreamHeader, tables: EntropyTables | None) -> "LatentCodec | EntropyCodec":
+    """The coder of the stream's records: the header's codec kind, with the model's tables for a learned codec."""
+    if header.codec == CODEC_ENTROPY:
+        if tables is None:
+            raise EdgeAEError("the stream was written by a learned codec, but the model has no entropy_tables.npz; "
+                              "pass the run folder that compressed it")
+        return EntropyCodec(header.latent_shape, tables)
+    if tables is not None:
+        raise EdgeAEError("the model is a learned codec, but the stream was written by an autoencoder; pass the "
+                          "run folder that compressed it")
+    return LatentCodec(header.latent_shape, header.bits)
 
 
 def latent_shape(info: ModelInfo, frame_size: tuple[int, int]) -> tuple[int, int, int]:
@@ -70,10 +92,13 @@ def latent_shape(info: ModelInfo, frame_size: tuple[int, int]) -> tuple[int, int
     return info.latent_channels, ph // info.downsample, pw // info.downsample
 
 
-def stream_header(ae: Autoencoder, frame_size: tuple[int, int], bits: int, ident: bytes, fps: float = 0.0) -> StreamHeader:
-    """The header for frames of `frame_size`; a frame rate the container got wrong is stored as 0 (unknown)."""
+def stream_header(ae: Autoencoder, frame_size: tuple[int, int], bits: int, ident: bytes, fps: float = 0.0,
+                  learned: bool = False) -> StreamHeader:
+    """The header for frames of `frame_size`; a frame rate the container got wrong is stored as 0 (unknown).
+    learned: the model is a learned codec (range-coded latent, no bit depth)."""
     fps = fps if math.isfinite(fps) and 0 < fps <= MAX_FPS else 0.0
-    return StreamHeader(ident, tuple(frame_size), latent_shape(ae.info, frame_size), bits, fps)
+    codec = CODEC_ENTROPY if learned else CODEC_ZSTD_DELTA
+    return StreamHeader(ident, tuple(frame_size), latent_shape(ae.info, frame_size), 0 if learned else bits, fps, codec)
 
 
 class QualityTally:
@@ -105,10 +130,12 @@ class QualityTally:
 class FrameCompressor:
     """Frames of one size → record payloads, tallying bytes and the quality decompress will see."""
 
-    def __init__(self, ae: Autoencoder, header: StreamHeader, measure: bool = True):
-        """measure=False skips decoding and PSNR/SSIM: compression then runs the encoder only."""
+    def __init__(self, ae: Autoencoder, header: StreamHeader, measure: bool = True,
+                 tables: EntropyTables | None = None):
+        """measure=False skips decoding and PSNR/SSIM: compression then runs the encoder only.
+        tables: a learned codec's probability tables (header.codec CODEC_ENTROPY)."""
         self.ae, self.header, self.measure = ae, header, measure
-        self.codec = LatentCodec(header.latent_shape, header.bits)
+        self.codec = latent_coder(header, tables)
         self.tally = QualityTally(header.frame_size, header.bits)
 
     def encode_batch(self, frames: list[np.ndarray]) -> list[bytes]:
@@ -143,24 +170,29 @@ class FrameCompressor:
             yield from self.encode_batch(batch)
 
 
-def compress_frames(ae: Autoencoder, frames: Iterable[np.ndarray], bits: int = 8, batch_size: int = 4) -> tuple[list[bytes], dict]:
+def compress_frames(ae: Autoencoder, frames: Iterable[np.ndarray], bits: int = 8, batch_size: int = 4,
+                    tables: EntropyTables | None = None) -> tuple[list[bytes], dict]:
     """In memory: frames → (record payloads, stats dict with frames, skipped, bytes, bpp, psnr, ssim).
 
     `bytes`/`bpp` count the whole .eae file these payloads would make (header, framing, end record).
+    tables: a learned codec's (load_tables(RUN)); `bits` is then unused.
     """
-    check_bits(bits)
+    if tables is None:
+        check_bits(bits)
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
         raise EdgeAEError("no frames to compress")
-    compressor = FrameCompressor(ae, stream_header(ae, to_bgr(first).shape[:2], bits, bytes(32)))
+    header = stream_header(ae, to_bgr(first).shape[:2], bits, bytes(32), learned=tables is not None)
+    compressor = FrameCompressor(ae, header, tables=tables)
     payloads = list(compressor.payloads(chain([first], frames), batch_size))
     return payloads, compressor.tally.as_dict()
 
 
-def decompress_payloads(ae: Autoencoder, header: StreamHeader, payloads: list[bytes]) -> list[np.ndarray]:
+def decompress_payloads(ae: Autoencoder, header: StreamHeader, payloads: list[bytes],
+                        tables: EntropyTables | None = None) -> list[np.ndarray]:
     """Record payloads of one stream → BGR frames of header.frame_size."""
-    codec = LatentCodec(header.latent_shape, header.bits)
+    codec = latent_coder(header, tables)
     latent = np.stack([codec.decode(p).dequantise() for p in payloads])
     return ae.decode(latent, header.frame_size)
 
@@ -178,7 +210,7 @@ class CompressConfig:
     measure: bool = True  # decode as well, to report PSNR and SSIM
 
     def validate(self) -> None:
-        check_bits(self.bits)
+        check_bits(self.bits)  # checked for every model, so a bad --bits is an error before the model is looked at
         check_batch_size(self.batch_size)
         if self.limit < 0:
             raise EdgeAEError(f"frame limit {self.limit} must be 0 (every frame) or more")
@@ -247,9 +279,11 @@ def compress(cfg: CompressConfig) -> dict:
     frames = iter_frames(cfg.source, limit=limit)
     first = to_bgr(next(frames))
     ident = model_id(cfg.model)
+    tables = load_tables(cfg.model)
     with OutputLock(cfg.out, "bitstream"), \
             Autoencoder.load(cfg.model, backend=cfg.backend, precision=cfg.precision) as ae:
-        compressor = FrameCompressor(ae, stream_header(ae, first.shape[:2], cfg.bits, ident, fps), cfg.measure)
+        header = stream_header(ae, first.shape[:2], cfg.bits, ident, fps, learned=tables is not None)
+        compressor = FrameCompressor(ae, header, cfg.measure, tables)
         total = min(total, limit) if total and limit else (total or limit)
         writer = BitstreamWriter(cfg.out, compressor.header)
         try:
@@ -307,13 +341,16 @@ def check_stream(header: StreamHeader, info: ModelInfo, source: str) -> None:
                           f"the file is damaged or was not written by 'edgeae compress'")
 
 
-def checked_records(reader: BitstreamReader, source: str) -> list[tuple[int, bytes]]:
+def checked_records(reader: BitstreamReader, source: str, tables: EntropyTables | None = None) -> list[tuple[int, bytes]]:
     """Every intact record, each payload's steps and declared size checked before anything is decoded."""
     header = reader.header
-    if not MIN_BITS <= header.bits <= MAX_BITS:
+    if header.codec == CODEC_ZSTD_DELTA and not MIN_BITS <= header.bits <= MAX_BITS:
         raise EdgeAEError(f"{source} declares {header.bits} bits per symbol (edgeae writes {MIN_BITS} to {MAX_BITS}); "
                           f"the file is damaged or was not written by 'edgeae compress'")
-    codec = LatentCodec(header.latent_shape, header.bits)
+    try:
+        codec = latent_coder(header, tables)
+    except EdgeAEError as e:
+        raise EdgeAEError(f"{source}: {e}") from None
     records = list(reader.records(max_payload=codec.max_payload))
     for seq, payload in records:
         try:
@@ -334,7 +371,8 @@ def decompress(cfg: DecompressConfig) -> dict:
     refuse_overwriting_inputs({"output": cfg.out}, {"bitstream": cfg.source, **model_files(cfg.model)})
     reader = BitstreamReader(cfg.source)
     check_model(reader.header, cfg.model, cfg.source)
-    records = checked_records(reader, cfg.source)
+    tables = load_tables(cfg.model)
+    records = checked_records(reader, cfg.source, tables)
     report = reader.report
     if not records:
         raise EdgeAEError(f"{cfg.source} holds no intact frame ({'; '.join(report.lines()) or 'no records'})")
@@ -346,7 +384,7 @@ def decompress(cfg: DecompressConfig) -> dict:
             with open_sink(cfg.out, reader.header, len(records)) as sink:
                 for start in tqdm(range(0, len(records), cfg.batch_size), unit="batch", desc="decompress"):
                     chunk = records[start:start + cfg.batch_size]
-                    for (seq, _), frame in zip(chunk, decompress_payloads(ae, reader.header, [p for _, p in chunk])):
+                    for (seq, _), frame in zip(chunk, decompress_payloads(ae, reader.header, [p for _, p in chunk], tables)):
                         sink.write(seq, frame)
         except OSError as e:
             raise EdgeAEError(f"cannot write {cfg.out}: {e.strerror or e}; check the path and the free space") from None
