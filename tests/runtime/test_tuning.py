@@ -2,6 +2,7 @@
 ignored, int8 held to its accuracy bound, fused and two-session forms equal. Structure, never speed."""
 
 import json
+import time
 import logging
 import shutil
 
@@ -229,3 +230,28 @@ def test_the_tuned_pick_loads_where_torch_and_onnx_cannot_be_imported(tuned_run,
         assert not {{"torch", "onnx", "edgeae.training", "edgeae.export"}} & set(sys.modules)
     """)
     assert result.returncode == 0, result.stderr
+
+
+def test_scores_weigh_frames_and_a_crop_only_where_no_frame_is_timed():
+    from edgeae.runtime.tuning import scored_shapes
+
+    crop, frame = np.zeros((1, 3, 32, 32), np.float32), np.zeros((1, 3, 480, 640), np.float32)
+    assert scored_shapes([crop, frame]) == ["1x3x480x640"]
+    assert scored_shapes([crop]) == ["1x3x32x32"]
+
+
+def test_the_tuners_statistic_ignores_rounds_slowed_by_other_load():
+    from edgeae.runtime.tuning import interleaved_medians, lower_quartiles
+
+    # A candidate that another process slows in half of its rounds (here: every other call sleeps longer).
+    calls = {"n": 0}
+
+    def sometimes_slowed():
+        calls["n"] += 1
+        time.sleep(0.030 if calls["n"] % 2 else 0.001)
+
+    steady = lambda: time.sleep(0.010)
+    quartile = lower_quartiles({"slowed": sometimes_slowed, "steady": steady}, rounds=8, warmup=0)
+    median = interleaved_medians({"slowed": sometimes_slowed, "steady": steady}, rounds=8, warmup=0)
+    assert quartile["slowed"] < quartile["steady"]  # its unloaded cost is the lower one
+    assert median["slowed"] > quartile["slowed"]
