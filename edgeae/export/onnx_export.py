@@ -177,6 +177,8 @@ def export_onnx(run_dir: str | os.PathLike, cfg: ExportConfig = ExportConfig(), 
         "edgeae.checkpoint_sha256": sha256_file(run_dir / f"{cfg.checkpoint}.pt"),
         "edgeae.precision": "fp32",
     }
+    if mcfg.codec:  # the runtime rounds the latent between encoder and decoder (runtime/entropy_codec.py)
+        base["edgeae.latent"] = "rounded"
     if cfg.decoder_form not in DECODER_FORMS:
         raise EdgeAEError(f"decoder form {cfg.decoder_form!r} is not 'depth_to_space' or 'conv_transpose'")
     if mcfg.codec:

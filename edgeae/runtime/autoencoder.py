@@ -28,13 +28,15 @@ class ModelInfo:
     latent_channels: int
     task: str
     checkpoint_sha256: str
+    rounded_latent: bool = False  # a learned codec: its decoder was trained on (and is fed) the rounded latent
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str], source: str) -> "ModelInfo":
         try:
             info = cls(architecture=json.loads(meta["edgeae.architecture"]), downsample=int(meta["edgeae.downsample"]),
                        latent_channels=int(meta["edgeae.latent_channels"]), task=meta["edgeae.task"],
-                       checkpoint_sha256=meta["edgeae.checkpoint_sha256"])
+                       checkpoint_sha256=meta["edgeae.checkpoint_sha256"],
+                       rounded_latent=meta.get("edgeae.latent") == "rounded")
         except (KeyError, ValueError) as e:
             raise EdgeAEError(f"{source} lacks edgeae metadata ({e}); export it with 'edgeae export RUN'") from None
         info.validate(source)
@@ -124,7 +126,8 @@ class Autoencoder:
         """N×3×H×W float in [0, 1] → its reconstruction: the fused graph where the tuned form has one."""
         if self.fused is not None:
             return self.fused.infer({self.fused.input_names[0]: batch})[self.fused.output_names[0]]
-        return self.decode_batch(self.encode_batch(batch))
+        latent = self.encode_batch(batch)
+        return self.decode_batch(np.rint(latent) if self.info.rounded_latent else latent)
 
     def describe(self) -> str:
         """One line: backend, precision, form and settings in use, and whether they were tuned here."""

@@ -178,3 +178,13 @@ print("ok")
 """
     result = run_without_torch(code)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+def test_the_runtime_reconstructs_a_codec_through_the_rounded_latent(codec_run):
+    from edgeae.runtime import Autoencoder
+
+    frame = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    with Autoencoder.load(codec_run) as ae:
+        assert ae.info.rounded_latent
+        latent, size = ae.encode([frame])
+        assert np.array_equal(ae.reconstruct([frame])[0], ae.decode(np.rint(latent), size)[0])
