@@ -18,7 +18,7 @@ PY         := $(VENV)/bin/python
 EDGEAE     := $(PY) -m edgeae.cli
 FOOTAGE    := $(DATA)/vtest.avi
 
-.PHONY: data-photos models models-denoiser models-codec install test data train export engines demo side-by-side bench bench-gpu deploy clean help calibrate anomaly bench-pipeline compress augment
+.PHONY: data-photos models models-denoiser models-codec install test data train export engines demo side-by-side bench bench-gpu deploy clean help calibrate anomaly bench-pipeline compress augment serve-env serve bench-serve
 .DEFAULT_GOAL := help
 
 help:
@@ -34,6 +34,8 @@ help:
 	@echo "make compress  vtest.avi → $(RUN)/vtest.eae (prints bpp, PSNR, SSIM) → $(RUN)/vtest_decoded.avi"
 	@echo "make augment   $(RUN)/augment/: new images from perturbed/interpolated latents + contact_sheet.png"
 	@echo "make engines   TensorRT engines fp32/fp16/int8 + int8 Q/DQ ONNX for $(RUN) (after export; TRT_EXTRA= skips TensorRT-RTX)"
+	@echo "make serve-env the Triton server's own venv $(SERVE_VENV) (nvidia-pytriton, a Python that can host it)"
+	@echo "make serve     serve $(RUN) on Triton at 127.0.0.1:8000 (SERVE_ARGS='--max-batch 8 ...'); make bench-serve: load test"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -127,6 +129,35 @@ side-by-side: install
 bench: install
 	-$(MAKE) --no-print-directory data
 	$(PY) -m benchmarks.run --footage $(FOOTAGE) --out reports --readme README.md
+	@# The Triton load test where a server can start here (about 3 min): reports/serve.json and serve.png
+	-$(MAKE) --no-print-directory bench-serve
+
+# The Triton server's environment ('edgeae serve'). nvidia-pytriton's backend stub links libpython3.X.so and
+# imports the interpreter's stdlib, so it needs a shared-build Python (edgeae/serve/host.py says which here;
+# SERVE_BASE_PYTHON overrides the pick), and it pins numpy < 2: hence a venv of its own. Its ONNX Runtime is
+# .venv's version, so served outputs equal local ones to the bit.
+SERVE_VENV        ?= .venv-serve
+SERVE_BASE_PYTHON ?=
+SERVE_PY          := $(SERVE_VENV)/bin/python
+SERVE_ARGS        ?=
+$(SERVE_VENV)/.installed: pyproject.toml $(VENV)/.installed
+	base="$(SERVE_BASE_PYTHON)"; test -n "$$base" || base="$$($(PY) -m edgeae.serve.host --find-base)" || exit 1; \
+	  test -x $(SERVE_PY) || "$$base" -m venv $(SERVE_VENV)
+	$(SERVE_PY) -m pip install -q --upgrade pip
+	$(SERVE_PY) -m pip install -q "nvidia-pytriton==0.7.0" "onnxruntime==$$($(PY) -c 'import onnxruntime; print(onnxruntime.__version__)')" \
+	  opencv-python-headless tqdm zstandard constriction
+	$(SERVE_PY) -m pip install -q --no-deps -e .
+	$(PY) -m edgeae.serve.host $(SERVE_PY)
+	touch $@
+
+serve-env: $(SERVE_VENV)/.installed
+
+serve: install serve-env
+	$(EDGEAE) serve $(RUN) --serve-python $(SERVE_PY) $(SERVE_ARGS)
+
+bench-serve: install serve-env
+	$(PY) -m benchmarks.serve --run runs/bench-seed --footage $(FOOTAGE) --serve-python $(SERVE_PY) \
+	  --json reports/serve.json --plot reports/serve.png
 
 # On the GPU machine (no venv there: the image's python3). ORT_GPU_DIR: onnxruntime-gpu installed with
 # `pip install --no-deps --target $(ORT_GPU_DIR)`; carry runs/bench-seed for trained weights and ONNX files.

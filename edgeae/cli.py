@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -31,6 +32,8 @@ EXAMPLES = """examples:
   edgeae augment runs/demo --data data/opencv/vtest.avi --n 16 --out demo/augment
   edgeae build runs/demo --precision fp16
   edgeae doctor
+  edgeae serve runs/demo --max-batch 8 --queue-delay-us 2000     (Triton on 127.0.0.1:8000; 'make serve-env' first)
+  edgeae run runs/demo --backend triton --server 127.0.0.1:8000 --source data/opencv/vtest.avi --events demo/events.jsonl
 """
 
 
@@ -130,6 +133,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if Path(args.json).is_dir():
             raise EdgeAEError(f"--json {args.json} is a folder; give a file name, e.g. {Path(args.json) / 'bench.json'}")
         refuse_overwriting_inputs({"--json": args.json}, model_files(args.run))
+    if backends and "triton" in backends:  # the models on a Triton server, timed from here (edgeae/serve/bench.py)
+        from functools import partial
+
+        from edgeae.serve.bench import remote_bench
+
+        device_bench = partial(remote_bench, server=args.server)
     with OutputLock(args.json, "JSON report") if args.json else nullcontext():  # makes its folder, or says why not
         report = device_bench(args.run, quick=args.quick, threads=args.threads, backends=backends, shapes=shapes,
                               warmup=args.warmup, iterations=args.iterations, progress=True)
@@ -176,6 +185,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                     out_frames=args.out_frames or "", events=args.events or "", show=args.show,
                     side_by_side=args.side_by_side, max_frames=args.max_frames,
                     reconnect_timeout=args.reconnect_timeout, threshold=args.threshold, out_maps=args.out_maps or "")
+    if args.backend == "triton":  # the model on a Triton server; sources, task and sinks stay here
+        from edgeae.serve.client import RemoteRunConfig, run
+
+        cfg = RemoteRunConfig.of(cfg, server=args.server)
     with run_logging():
         summary = run(cfg)
     print(format_profile(summary) if args.profile else
@@ -257,6 +270,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from edgeae.serve.config import ServeConfig
+    from edgeae.serve.launch import serve
+
+    cfg = ServeConfig(runs=tuple(args.runs), names=tuple(args.name or ()), address=args.address,
+                      http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port,
+                      max_batch=args.max_batch, queue_delay_us=args.queue_delay_us, instances=args.instances,
+                      backend=args.backend, precision=args.precision or "", threads=args.threads,
+                      exit_timeout_s=args.exit_timeout, log_file=args.log_file or "")
+    return serve(cfg, python=args.serve_python or "")
+
+
 def _add_backend_options(p: argparse.ArgumentParser) -> None:
     """--backend and --precision, the same for every verb that runs the model."""
     from edgeae.runtime.backends import BACKENDS
@@ -327,7 +352,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="tensorrt", choices=["tensorrt", "onnxruntime", "openvino"],
                    help="tensorrt (default): build engines; onnxruntime: time the exported forms and settings on this "
                         "machine and record the fastest in RUN/tuning.json; openvino: the same with OpenVINO's too")
-    p.add_argument("--tune-seconds", type=float, default=20.0, help="onnxruntime/openvino: tuning time budget (default 20)")
+    p.add_argument("--tune-seconds", type=float, default=30.0, help="onnxruntime/openvino: tuning time budget (default 30)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--flavour", default="auto", choices=["auto", "tensorrt", "tensorrt-rtx"])
     p.add_argument("--min", default="1x32x32", help="smallest input NxHxW of the profile (default 1x32x32)")
@@ -359,11 +384,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=_number_in(int, 1),
                    help="timed runs per shape (default: as many as fit in 2 s, 10 to 300; 0.3 s and 5 with --quick)")
     p.add_argument("--json", help="also write the numbers to this JSON file (its path is checked before the run)")
+    p.add_argument("--server", default="127.0.0.1:8000", metavar="HOST:PORT",
+                   help="--backends triton: the HTTP endpoint of the Triton server running 'edgeae serve RUN'")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("deploy", help="one tar.gz with models, runtime wheel, install.sh and systemd unit")
     p.add_argument("run", help="run folder after 'edgeae export' (and 'edgeae build', 'edgeae calibrate')")
-    p.add_argument("--target", default="cpu", choices=["jetson", "gpu", "cpu"])
+    p.add_argument("--target", default="cpu", choices=["jetson", "gpu", "cpu", "server"],
+                   help="server: Triton Inference Server for many cameras' clients ('edgeae serve' as a systemd unit)")
     p.add_argument("--out", default="dist", help="folder for NAME.tar.gz and NAME.tar.gz.sha256")
     p.add_argument("--name", help="bundle name (default edgeae-<run>-<target>)")
     p.add_argument("--source", default="0", help="what the service reads: camera index, video, URL or GStreamer pipeline")
@@ -411,7 +439,36 @@ def _parser() -> argparse.ArgumentParser:
                    help="a live source down (at the start or later) for longer than this fails the run; "
                         "0: retry until stopped, as a service should (default 30)")
     p.add_argument("--profile", action="store_true", help="print mean ms per stage")
+    p.add_argument("--server", default="127.0.0.1:8000", metavar="HOST:PORT",
+                   help="--backend triton: the HTTP endpoint of the Triton server running 'edgeae serve RUN'; "
+                        "a lost server is retried like a camera, frames it could not take are `dropped` events")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="serve runs on Triton Inference Server (dynamic batching) for many cameras")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders after 'edgeae export' (calibrated: +anomaly)")
+    p.add_argument("--name", action="append", metavar="NAME",
+                   help="served name per run, in order (default: the run folder's name): models NAME-encoder, …")
+    p.add_argument("--address", default="127.0.0.1", help="address to listen on (0.0.0.0: every network)")
+    p.add_argument("--http-port", type=_number_in(int, 1, 65535), default=8000)
+    p.add_argument("--grpc-port", type=_number_in(int, 1, 65535), default=8001)
+    p.add_argument("--metrics-port", type=_number_in(int, 1, 65535), default=8002, help="Prometheus /metrics")
+    p.add_argument("--max-batch", type=_number_in(int, 1, 64), default=8,
+                   help="largest batch the dynamic batcher forms, 1-64 (1: no batching)")
+    p.add_argument("--queue-delay-us", type=_number_in(int, 0, 1_000_000), default=2000,
+                   help="how long a request may wait for others to batch with, in microseconds")
+    p.add_argument("--instances", type=_number_in(int, 1, 16), default=1, help="model instances, 1-16")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "openvino", "tensorrt"],
+                   help="what runs the model inside the server (auto: TensorRT where it can, else the tuned form)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="default: the tuned or fp32")
+    p.add_argument("--threads", type=_number_in(int, 0, 256), default=0,
+                   help="ONNX Runtime threads per instance (0: the tuned or default)")
+    p.add_argument("--exit-timeout", type=_number_in(int, 0), default=30,
+                   help="on SIGTERM, seconds the requests in flight may take to finish")
+    p.add_argument("--serve-python", default=os.environ.get("SERVE_PYTHON") or None, metavar="PYTHON",
+                   help="interpreter that runs the server (default: $SERVE_PYTHON, else .venv-serve's: "
+                        "'make serve-env'; 'edgeae doctor' says which can)")
+    p.add_argument("--log-file", help="Triton's own log (default: on stderr)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", help="score a model on labelled data: anomaly AUROC, denoise PSNR/SSIM, compress BD-rate",
                        epilog=EVAL_LAYOUTS, formatter_class=argparse.RawDescriptionHelpFormatter)

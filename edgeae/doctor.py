@@ -177,6 +177,30 @@ def model_form(run: str) -> str:
         return f"cannot load {run}: {e}"
 
 
+def serve_lines() -> list[str]:
+    """Whether `edgeae serve` can start Triton here, under which Python, and why not; and the client's package."""
+    import os
+    import sys
+
+    from edgeae.serve import host
+
+    pythons = [os.environ.get("SERVE_PYTHON", ""), str(host.project_serve_python()), sys.executable]
+    pythons = [p for p in dict.fromkeys(pythons) if p and (p == sys.executable or os.path.exists(p))]
+    lines = []
+    for python in pythons:
+        label = "this python" if python == sys.executable else "serve python"
+        lines.append(f"{'triton serve':14}{label}: {host.probe(python).describe()}")
+    try:
+        from importlib.metadata import version
+
+        client = version("tritonclient")
+    except Exception:
+        client = None
+    lines.append(f"{'triton client':14}{'tritonclient ' + client if client else 'not installed'}"
+                 f"{'' if client else ' (pip install edgeae[serve])'}: edgeae run --backend triton --server HOST:PORT")
+    return lines
+
+
 def report(probe_cameras: bool = True, run: str | None = None) -> str:
     import cv2
 
@@ -195,6 +219,10 @@ def report(probe_cameras: bool = True, run: str | None = None) -> str:
     if probe_cameras:
         cams = cameras()
         lines.append(f"cameras       {', '.join(map(str, cams)) if cams else 'none opened'}")
+    try:
+        lines += serve_lines()
+    except Exception as e:  # a doctor that crashes is no help
+        lines.append(f"triton serve  not checked ({type(e).__name__}: {e})")
     if not video_io["GStreamer"].upper().startswith("YES"):
         lines.append("note          this OpenCV has no GStreamer: CSI cameras (nvarguscamerasrc) will not open; on Jetson use JetPack's OpenCV")
     lines += ["", "what will run here:"] + ["  " + line for line in what_will_run(providers, flavours, gpu_list)]

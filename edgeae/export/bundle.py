@@ -8,6 +8,9 @@ Bundle layout (one top-level folder, NAME/):
   model/               the ONNX models (fp32, and fp16/int8 when built), model.json, anomaly.json, configs
   wheels/              edgeae's wheel (its requirements have no torch), plus any --wheels given
 
+--target server bundles Triton Inference Server instead (edgeae/serve/): install_server.sh installs nvidia-pytriton
+into a venv of a Python that can host its backend stub, and edgeae-serve.service.in runs `edgeae serve`.
+
 No torch is imported here: deploying needs only what the runtime needs, plus pip to build the wheel.
 On the device, install.sh builds the engines with `python -m edgeae.runtime.engine_build MODEL_DIR`.
 
@@ -40,7 +43,10 @@ from edgeae.runtime.engine_build import read_models
 from edgeae.runtime.entropy_codec import ENTROPY_TABLES
 from edgeae.runtime.run_files import PRECISIONS, ROLES, form_names, onnx_path
 
-TARGETS = ("jetson", "gpu", "cpu")
+TARGETS = ("jetson", "gpu", "cpu", "server")
+# target server: Triton Inference Server for many cameras' clients (edgeae serve), its own install script and unit.
+SERVER_TEMPLATES = {"install.sh": "install_server.sh", "edgeae.service.in": "edgeae-serve.service.in"}
+SERVER_ARGS = "--address 0.0.0.0"  # a central server serves the site's network; install.sh --serve-args overrides
 SIDE_FILES = ("anomaly.json", "anomaly_reference.npy", "config.json", "export_config.json", "export_report.json",
               ENTROPY_TABLES)
 # Distribution → module imported to decide whether the device already has it (JetPack's OpenCV and
@@ -174,13 +180,18 @@ def requirement_lines(requirements: list[str]) -> str:
 
 def render_install_script(name: str, cfg: DeployConfig, requirements: list[str]) -> str:
     """install.sh with every deploy value one line and shell-quoted (REQUIREMENTS is a quoted here-document)."""
-    text = (TEMPLATES / "install.sh").read_text()
+    text = (TEMPLATES / template(cfg, "install.sh")).read_text()
     values = {"NAME_Q": shlex.quote(name), "SOURCE_Q": shlex.quote(cfg.source), "TARGET_Q": shlex.quote(cfg.target),
               "TASK_Q": shlex.quote(cfg.task), "VENV_FLAGS": "" if cfg.target == "cpu" else "--system-site-packages",
-              "REQUIREMENTS": requirement_lines(requirements)}
+              "REQUIREMENTS": requirement_lines(requirements), "SERVE_ARGS_Q": shlex.quote(SERVER_ARGS)}
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
     return text
+
+
+def template(cfg: DeployConfig, name: str) -> str:
+    """The template file behind the bundle's `name` for this target (the server has its own)."""
+    return SERVER_TEMPLATES[name] if cfg.target == "server" else name
 
 
 def stage_bundle(run_dir: Path, cfg: DeployConfig, name: str, stage: Path) -> None:
@@ -197,10 +208,15 @@ def stage_bundle(run_dir: Path, cfg: DeployConfig, name: str, stage: Path) -> No
         for extra in sorted(Path(cfg.wheels).glob("*.whl")):
             shutil.copy2(extra, wheels / extra.name)
     install = stage / "install.sh"
-    install.write_text(render_install_script(name, cfg, wheel_requirements(wheel)))
+    requirements = wheel_requirements(wheel)
+    if cfg.target == "server":
+        from edgeae.serve.host import PYTRITON_REQUIREMENT
+
+        requirements.append(PYTRITON_REQUIREMENT)
+    install.write_text(render_install_script(name, cfg, requirements))
     install.chmod(0o755)
     shutil.copy2(Path(bundle_verify.__file__), stage / "verify.py")
-    unit = (TEMPLATES / "edgeae.service.in").read_text().replace("@NAME@", name)
+    unit = (TEMPLATES / template(cfg, "edgeae.service.in")).read_text().replace("@NAME@", name)
     (stage / "edgeae.service.in").write_text(unit)  # @PREFIX@ and @USER@ are filled in by install.sh
     bundle_verify.write_manifest(stage, {"name": name, "target": cfg.target, "edgeae_version": edgeae.__version__,
                                          "precisions": found["precisions"], "deploy_config": to_dict(cfg)})

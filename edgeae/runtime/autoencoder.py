@@ -114,6 +114,8 @@ class Autoencoder:
         if decoder.metadata.get("edgeae.checkpoint_sha256") != info.checkpoint_sha256:
             raise EdgeAEError(f"{model_dir}: encoder and decoder come from different checkpoints; re-export both")
         fused = backend_cls.load(model_dir / form.fused, **options) if form is not None and form.fused else None
+        if fused is None and hasattr(backend_cls, "load_fused"):  # a server: encoder → decoder in one request
+            fused = backend_cls.load_fused(paths[0], **options)
         return cls(encoder, decoder, info, fused, tuning.form_text(form, backend, precision, paths, options, note))
 
     def encode_batch(self, batch: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ Training replaces rounding by additive uniform noise and minimises λ·255²·MS
 being −log2 of the latent's likelihood under a learned, per-channel factorized density (EntropyBottleneck,
 §6.1 of Ballé et al. 2018 "Variational image compression with a scale hyperprior"). Following CompressAI (read,
 not depended on: it pins numpy < 2), GDN's β and γ are reparameterised to stay positive, which keeps
-training stable on a CPU budget (a naive GDN diverged, see FACTS).
+training stable on a CPU budget (a first try with plain β, γ parameters diverged after ~4,400 steps).
 
 At export the density becomes integer probability tables (`entropy_tables`) that the torch-free runtime codes
 with `constriction`; rounding there is plain `rint(y)`, so the learned density is evaluated at integers, as in

@@ -11,6 +11,7 @@ BACKENDS = {
     "opencv-dnn": "edgeae.runtime.backends.opencv_dnn:OpenCVDnnBackend",
     "tensorrt": "edgeae.runtime.backends.tensorrt:TensorRTBackend",
     "openvino": "edgeae.runtime.backends.openvino:OpenVINOBackend",
+    "triton": "edgeae.runtime.backends.triton:TritonBackend",  # remote: a Triton server ('edgeae serve')
 }
 
 
