@@ -88,7 +88,8 @@ models-denoiser: data-photos
 # models/codec-q1 … q4, the learned codec's quality levels (low to high rate), rebuilt from their recipe
 # (scripts/train_codecs.sh: a base codec at λ 0.01, each level fine-tuned from it; seeded) on $(PHOTOS)/train,
 # exported with their probability tables, then scored on the held-out photos and vtest.avi (models/codec.json,
-# models/codec.png). About 45 min on 2 cores (measured 2026-11-28 on an AMD EPYC, sharing the machine).
+# models/codec.png). About 31 min on 2 idle cores (28 of training at 37 s per epoch); the shipped levels took 59 min
+# of training on a 2-core AMD EPYC shared with other jobs (2026-11-28). models/CODEC.md has the numbers.
 CODEC_LEVELS ?= 4
 models-codec: data-photos
 	EDGEAE="$(EDGEAE)" bash scripts/train_codecs.sh $(PHOTOS)/train runs
