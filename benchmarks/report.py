@@ -134,7 +134,7 @@ def md_tuning(tuning: dict) -> list[str]:
                   f"{t['int8']['reason']}.", ""]
         rows = [[stage["stage"], stage["rounds"], e["label"]] + [_f(e["ms"][s]) for s in shapes]
                 for stage in t["stages"] for e in stage["candidates"]]
-        lines += ["<details><summary>every candidate, median ms</summary>", ""] + \
+        lines += ["<details><summary>every candidate, lower-quartile ms of interleaved rounds</summary>", ""] + \
             _table(["stage", "rounds", "candidate"] + [f"{s} ms" for s in shapes], rows) + ["</details>", ""]
         lines += [f"- {k}: {v}" for k, v in t.get("unavailable", {}).items()]
     return lines

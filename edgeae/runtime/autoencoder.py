@@ -72,10 +72,13 @@ class Autoencoder:
     """Encode/decode/reconstruct BGR uint8 frames with any pair of backends."""
 
     def __init__(self, encoder: Backend, decoder: Backend, info: ModelInfo, fused: Backend | None = None,
-                 form: str = ""):
+                 form: str = "", small: "Autoencoder | None" = None):
         self.encoder, self.decoder, self.info = encoder, decoder, info
         self.fused = fused  # encoder→decoder as one graph, when the tuned form runs reconstruction that way
         self.form = form or f"{encoder.name}, encoder + decoder sessions"
+        # The tuner's pick for inputs under tuning.FRAME_MIN_PIXELS, where another form wins there (per-call
+        # overhead decides at 32×32, arithmetic on frames): it runs those batches.
+        self.small = small
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, backend: str | None = None, precision: str | None = None,
@@ -96,7 +99,7 @@ class Autoencoder:
             backend = "tensorrt" if auto_backend(model_dir, precision or "fp32") == "tensorrt" else None
         from edgeae.runtime import tuning
 
-        note = ""
+        note, explicit, given = "", backend is not None or precision is not None or form is not None, dict(options)
         if form is None:
             form, note = tuning.tuned_candidate(model_dir, backend, precision)
         if form is not None:
@@ -116,16 +119,35 @@ class Autoencoder:
         fused = backend_cls.load(model_dir / form.fused, **options) if form is not None and form.fused else None
         if fused is None and hasattr(backend_cls, "load_fused"):  # a server: encoder → decoder in one request
             fused = backend_cls.load_fused(paths[0], **options)
-        return cls(encoder, decoder, info, fused, tuning.form_text(form, backend, precision, paths, options, note))
+        small = None
+        if note.startswith("tuned here") and not explicit:
+            small_form, _ = tuning.tuned_candidate(model_dir, small_inputs=True)
+            small = cls.load(model_dir, form=small_form, **given) if small_form is not None else None
+        text = tuning.form_text(form, backend, precision, paths, options, note)
+        if small is not None:
+            text += f"; under {tuning.FRAME_MIN_PIXELS} pixels: {small.describe()}"
+        return cls(encoder, decoder, info, fused, text, small)
+
+    def _runs_small(self, height: int, width: int) -> bool:
+        from edgeae.runtime.tuning import is_small
+
+        return self.small is not None and is_small((height, width))
 
     def encode_batch(self, batch: np.ndarray) -> np.ndarray:
+        if self._runs_small(*batch.shape[2:]):
+            return self.small.encode_batch(batch)
         return self.encoder.infer({self.encoder.input_names[0]: batch})[self.encoder.output_names[0]]
 
     def decode_batch(self, latent: np.ndarray) -> np.ndarray:
+        s = self.info.downsample
+        if self._runs_small(latent.shape[2] * s, latent.shape[3] * s):
+            return self.small.decode_batch(latent)
         return self.decoder.infer({self.decoder.input_names[0]: latent})[self.decoder.output_names[0]]
 
     def reconstruct_batch(self, batch: np.ndarray) -> np.ndarray:
         """N×3×H×W float in [0, 1] → its reconstruction: the fused graph where the tuned form has one."""
+        if self._runs_small(*batch.shape[2:]):
+            return self.small.reconstruct_batch(batch)
         if self.fused is not None:
             return self.fused.infer({self.fused.input_names[0]: batch})[self.fused.output_names[0]]
         latent = self.encode_batch(batch)
@@ -153,6 +175,8 @@ class Autoencoder:
         self.decoder.close()
         if self.fused is not None:
             self.fused.close()
+        if self.small is not None:
+            self.small.close()
 
     def __enter__(self) -> "Autoencoder":
         return self

@@ -248,6 +248,11 @@ def shape_key(shape) -> str:
 FRAME_MIN_PIXELS = 64 * 64
 
 
+def is_small(shape) -> bool:
+    """Inputs under FRAME_MIN_PIXELS (a 32×32 crop): the tuner's small-input pick runs them (see winner_small)."""
+    return shape[-2] * shape[-1] < FRAME_MIN_PIXELS
+
+
 def scored_shapes(inputs: list[np.ndarray]) -> list[str]:
     """The shape keys a candidate's score weighs: the frames (at least 64×64), or every shape where none is one."""
     frames = [shape_key(x.shape) for x in inputs if x.shape[2] * x.shape[3] >= FRAME_MIN_PIXELS]
@@ -301,15 +306,21 @@ def read_sidecar(run_dir: str | os.PathLike) -> tuple[dict | None, str]:
 
 
 def tuned_candidate(run_dir: str | os.PathLike, backend: str | None = None,
-                    precision: str | None = None) -> tuple[Candidate | None, str]:
+                    precision: str | None = None, small_inputs: bool = False) -> tuple[Candidate | None, str]:
     """The candidate RUN/tuning.json picks for this request, and a note saying so (or why there is none: no
-    sidecar, a stale one, none of that backend/precision). No backend and no precision: the overall winner."""
+    sidecar, a stale one, none of that backend/precision). No backend and no precision: the overall winner
+    (small_inputs: the pick for inputs under FRAME_MIN_PIXELS, where that is another candidate, else None)."""
     sidecar, reason = read_sidecar(run_dir)
     if sidecar is None:
         if reason.startswith(str(run_dir)) and reason not in _warned:  # a stale file, not a missing one
             _warned.add(reason)
             log.warning("%s; using the untuned defaults — rerun 'edgeae build %s --backend onnxruntime'", reason, run_dir)
         return None, f"untuned: {reason.replace(str(run_dir) + os.sep, '')}"
+    if small_inputs:
+        small = sidecar.get("winner_small")
+        if backend is not None or precision is not None or not small or small["label"] == sidecar["winner"]["label"]:
+            return None, "frames' form"
+        return Candidate.from_dict(small), f"tuned here for inputs under {FRAME_MIN_PIXELS} pixels"
     if backend is None and precision is None:
         entry = sidecar["winner"]
     else:
@@ -537,6 +548,24 @@ def best_per_group(stages: list[dict]) -> dict[str, dict]:
     return out
 
 
+def small_winner(tuner: Tuner, int8_picked: bool) -> dict | None:
+    """Where frames and a small crop disagree: the candidate fastest on the small shape (its ms over the baseline's in
+    the same stage), when it is not the frame winner's form. Per-call overhead decides at 32×32 and arithmetic on
+    frames, so one form rarely wins both (2026-11-28, AMD EPYC: OpenVINO fused 0.61 ms at 32×32 and 23.5 ms at
+    480×640, ONNX Runtime fused 0.33 ms and 29 ms). None when no small shape was timed."""
+    small = [shape_key(x.shape) for x in tuner.inputs if is_small(x.shape)]
+    if not small or len(small) == len(tuner.inputs):
+        return None
+    reference = {m.stage: m.ms for m in tuner.measured if m.candidate == tuner.baseline}
+
+    def relative(m: Measured) -> float:
+        return float(np.exp(np.mean([np.log(m.ms[k] / reference[m.stage][k]) for k in small])))
+
+    fit = [m for m in tuner.measured if (m.candidate.precision != "int8" or int8_picked) and m.stage in reference]
+    best_small = min(fit, key=relative)
+    return {**best_small.to_dict(), "score_small": round(relative(best_small), 4), "shapes": small}
+
+
 def key_files(run_dir: Path) -> set[str]:
     """Every ONNX file the tuner considers that this run folder holds."""
     names = {onnx_name(r, p) for r in ("encoder", "decoder") for p in ("fp32", "int8")}
@@ -563,13 +592,14 @@ def tune(run_dir: str | os.PathLike, cfg: TuneConfig = TuneConfig(), progress: b
     groups = best_per_group(tuner.stages)
     winner = min((g for g in groups.values() if g["precision"] != "int8" or result["int8"]["picked"]),
                  key=lambda e: e["score"])
+    small = small_winner(tuner, result["int8"]["picked"])
     sidecar = {
         "format": SIDECAR_FORMAT,
         "key": sidecar_key(run_dir, key_files(run_dir), {m.candidate.backend for m in tuner.measured}),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - start, 1), "budget_s": cfg.budget_s,
         "shapes": [list(s) for s in cfg.shapes], "cpu": cpu_info().describe(),
-        "baseline": tuner.baseline.label, "winner": winner, "best": groups,
+        "baseline": tuner.baseline.label, "winner": winner, "winner_small": small, "best": groups,
         "speedup_vs_baseline": round(1 / winner["score"], 3),  # scores are relative to the baseline
         "int8": result["int8"], "unavailable": tuner.skipped, "stages": tuner.stages,
     }
@@ -598,6 +628,9 @@ def format_tuning(sidecar: dict) -> str:
              f"(interleaved rounds, lower-quartile ms)", *candidate_table(sidecar["stages"], shapes, sidecar["winner"]["label"])]
     lines += [f"unavailable {name}: {why}" for name, why in sidecar["unavailable"].items()]
     lines.append(f"picked: {sidecar['winner']['label']} ({sidecar['speedup_vs_baseline']:.2f}× the untuned default)")
+    small = sidecar.get("winner_small")
+    if small and small["label"] != sidecar["winner"]["label"]:
+        lines.append(f"picked for inputs under {FRAME_MIN_PIXELS} pixels ({', '.join(small['shapes'])}): {small['label']}")
     lines.append(f"int8: {'picked' if sidecar['int8']['picked'] else 'not picked'} — {sidecar['int8']['reason']}")
     return "\n".join(lines)
 

@@ -255,3 +255,25 @@ def test_the_tuners_statistic_ignores_rounds_slowed_by_other_load():
     median = interleaved_medians({"slowed": sometimes_slowed, "steady": steady}, rounds=8, warmup=0)
     assert quartile["slowed"] < quartile["steady"]  # its unloaded cost is the lower one
     assert median["slowed"] > quartile["slowed"]
+
+
+def test_a_small_input_pick_runs_small_batches_and_frames_run_the_winner(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    sidecar = tune(run, TuneConfig(budget_s=0.1, backends=("onnxruntime",), shapes=((1, 3, 32, 32), (1, 3, 64, 96)),
+                                   min_rounds=1, max_rounds=1), progress=False)
+    assert sidecar["winner_small"]["shapes"] == ["1x3x32x32"]
+    # Force a small pick other than the winner (timings on 1 round decide nothing): fused vs two sessions.
+    entries = [e for e in sidecar["stages"][0]["candidates"] if bool(e["fused"]) != bool(sidecar["winner"]["fused"])]
+    sidecar["winner_small"] = {**entries[0], "shapes": ["1x3x32x32"]}
+    (run / "tuning.json").write_text(json.dumps(sidecar))
+    crop, frame = tuning.timing_inputs(((1, 3, 32, 32), (1, 3, 64, 96)))
+    with Autoencoder.load(run) as ae:
+        assert ae.small is not None and "under 4096 pixels" in ae.describe()
+        assert (ae.small.fused is not None) == bool(entries[0]["fused"])
+        calls = []
+        original = ae.small.reconstruct_batch
+        ae.small.reconstruct_batch = lambda x: calls.append(x.shape) or original(x)
+        ae.reconstruct_batch(crop), ae.reconstruct_batch(frame)
+        assert calls == [crop.shape]
+    with Autoencoder.load(run, backend="onnxruntime") as ae:  # a named backend: its best form, no small pick
+        assert ae.small is None
