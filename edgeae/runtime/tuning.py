@@ -284,7 +284,12 @@ def stale_reason(run_dir: Path, sidecar: dict) -> str | None:
     changed = [f"{name} changed" for name, digest in now["sources"].items() if digest != old["sources"].get(name)]
     if now["cpu"] != old.get("cpu") or now["isa"] != old.get("isa"):
         changed.append(f"tuned on {old.get('cpu')}, this CPU is {now['cpu']}")
-    changed += [f"{b} {v} was {old['runtimes'].get(b)}" for b, v in now["runtimes"].items() if v != old["runtimes"].get(b)]
+    # A tuned runtime missing here (a server's venv without OpenVINO) only takes its candidates out of the choice
+    # (available_entries); one installed in another version, or none installed at all, makes the timings stale.
+    changed += [f"{b} {v} was {old['runtimes'].get(b)}" for b, v in now["runtimes"].items()
+                if v is not None and v != old["runtimes"].get(b)]
+    if now["runtimes"] and all(v is None for v in now["runtimes"].values()):
+        changed.append(f"none of the tuned runtimes ({', '.join(now['runtimes'])}) is installed here")
     if now["nproc"] != old.get("nproc"):
         changed.append(f"tuned with {old.get('nproc')} usable cores, this process has {now['nproc']}")
     return "; ".join(changed) or None
@@ -316,16 +321,19 @@ def tuned_candidate(run_dir: str | os.PathLike, backend: str | None = None,
             _warned.add(reason)
             log.warning("%s; using the untuned defaults — rerun 'edgeae build %s --backend onnxruntime'", reason, run_dir)
         return None, f"untuned: {reason.replace(str(run_dir) + os.sep, '')}"
+    installed = {b for b, v in sidecar["key"]["runtimes"].items() if runtime_version(b) is not None}
+    winner = sidecar["winner"] if sidecar["winner"]["backend"] in installed else None
     if small_inputs:
         small = sidecar.get("winner_small")
-        if backend is not None or precision is not None or not small or small["label"] == sidecar["winner"]["label"]:
+        if backend is not None or precision is not None or not small or small["backend"] not in installed \
+                or winner is None or small["label"] == winner["label"]:
             return None, "frames' form"
         return Candidate.from_dict(small), f"tuned here for inputs under {FRAME_MIN_PIXELS} pixels"
-    if backend is None and precision is None:
-        entry = sidecar["winner"]
-    else:
+    if backend is None and precision is None and winner is not None:
+        entry = winner
+    else:  # a named backend/precision, or the winner's runtime is not installed here: the best of what can run
         int8_ok = precision == "int8" or sidecar["int8"]["picked"]  # a refused int8 runs only when asked for by name
-        group = [e for e in sidecar["best"].values() if backend in (None, e["backend"])
+        group = [e for e in sidecar["best"].values() if backend in (None, e["backend"]) and e["backend"] in installed
                  and precision in (None, e["precision"]) and (e["precision"] != "int8" or int8_ok)]
         if not group:
             return None, f"untuned: {TUNING_FILE} has no {backend or ''} {precision or ''} candidate".replace("  ", " ")

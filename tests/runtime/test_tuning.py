@@ -277,3 +277,23 @@ def test_a_small_input_pick_runs_small_batches_and_frames_run_the_winner(trained
         assert calls == [crop.shape]
     with Autoencoder.load(run, backend="onnxruntime") as ae:  # a named backend: its best form, no small pick
         assert ae.small is None
+
+
+def test_a_tuned_runtime_missing_here_only_takes_its_candidates_out(tuned_run, tmp_path, monkeypatch):
+    # Tuned with OpenVINO installed, loaded where it is not (a Triton server's venv): the best ONNX Runtime form runs.
+    shutil.copytree(tuned_run, tmp_path / "run")
+    run = tmp_path / "run"
+    sidecar = _sidecar(run)
+    ort_best = sidecar["best"]["onnxruntime fp32"]
+    openvino = {**ort_best, "backend": "openvino", "label": "openvino fp32 fused", "score": ort_best["score"] / 2,
+                "options": {"threads": 2}}
+    sidecar["key"]["runtimes"]["openvino"] = "2026.4.0"
+    sidecar["best"]["openvino fp32"] = sidecar["winner"] = openvino
+    (run / "tuning.json").write_text(json.dumps(sidecar))
+    installed = tuning.runtime_version
+    monkeypatch.setattr(tuning, "runtime_version", lambda b: None if b == "openvino" else installed(b))
+    form, note = tuning.tuned_candidate(run)
+    assert form is not None and form.backend == "onnxruntime" and form.label == ort_best["label"] and "tuned here" in note
+    monkeypatch.setattr(tuning, "runtime_version", lambda b: None)
+    assert tuning.tuned_candidate(run)[0] is None
+    assert "none of the tuned runtimes" in tuning.read_sidecar(run)[1]
