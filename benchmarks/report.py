@@ -132,7 +132,7 @@ def md_tuning(tuning: dict) -> list[str]:
         lines += [f"**{run}**: picked `{t['winner']['label']}`, {t['speedup_vs_baseline']:.2f}× the untuned default "
                   f"(`{t['baseline']}`) in {t['seconds']} s. int8 {'picked' if t['int8']['picked'] else 'not picked'}: "
                   f"{t['int8']['reason']}.", ""]
-        rows = [[stage["stage"], stage["rounds"], e["label"]] + [_f(e["ms"][s]) for s in shapes]
+        rows = [[stage["stage"], stage["rounds"], e["label"]] + [_f(e["ms"].get(s)) for s in shapes]
                 for stage in t["stages"] for e in stage["candidates"]]
         lines += ["<details><summary>every candidate, lower-quartile ms of interleaved rounds</summary>", ""] + \
             _table(["stage", "rounds", "candidate"] + [f"{s} ms" for s in shapes], rows) + ["</details>", ""]

@@ -246,6 +246,8 @@ def shape_key(shape) -> str:
 
 
 FRAME_MIN_PIXELS = 64 * 64
+SMALL_STAGE = "small inputs"
+SMALL_ROUNDS = 200
 
 
 def is_small(shape) -> bool:
@@ -432,6 +434,34 @@ class Tuner:
             self.loaded.pop(candidate).close()
         return measured[0]
 
+    def small_stage(self, candidates: list[Candidate], rounds: int = SMALL_ROUNDS) -> Measured | None:
+        """Time `candidates` and the baseline on the small inputs only (many rounds: a call takes under a
+        millisecond, where one round's noise decides). Recorded as stage "small inputs", which the frame
+        winner never comes from (best_per_group skips it); returns the fastest there."""
+        small = [x for x in self.inputs if is_small(x.shape)]
+        if not small:
+            return None
+        ready = [self.baseline]
+        for candidate in dict.fromkeys(c for c in candidates if c != self.baseline):
+            try:
+                self.load(candidate)
+                ready.append(candidate)
+            except (EdgeAEError, ImportError, RuntimeError, TypeError) as e:
+                self.skipped[candidate.label] = str(e)
+        ms: dict[Candidate, dict[str, float]] = {c: {} for c in ready}
+        for x in small:
+            quartiles = lower_quartiles({c: (lambda ae=self.loaded[c], x=x: ae.reconstruct_batch(x)) for c in ready},
+                                        rounds, warmup=3)
+            for c in ready:
+                ms[c][shape_key(x.shape)] = round(quartiles[c], 4)
+        ref = ms[self.baseline]
+        measured = sorted((Measured(c, SMALL_STAGE, m, float(np.exp(np.mean([np.log(m[k] / ref[k]) for k in m]))))
+                           for c, m in ms.items()), key=lambda m: m.score)
+        self.stages.append({"stage": SMALL_STAGE, "rounds": rounds, "shapes": [shape_key(x.shape) for x in small],
+                            "candidates": [m.to_dict() for m in measured]})
+        self.measured += measured
+        return measured[0]
+
     def close(self) -> None:
         for ae in self.loaded.values():
             ae.close()
@@ -536,6 +566,16 @@ def search(tuner: Tuner) -> dict:
         if int8 is not None:
             candidates.append(Candidate.make("openvino", "int8", int8.decoder_form, int8.encoder, int8.decoder, threads=threads))
         stage("openvino", candidates)
+    if any(is_small(x.shape) for x in tuner.inputs) and not all(is_small(x.shape) for x in tuner.inputs):
+        small = []
+        if "onnxruntime" in backends:
+            forms = structure_candidates(run_dir, "onnxruntime", baseline.decoder_form, optimization="all")
+            small += [c.with_options(threads=t, spinning=spin) for c in forms for t in sorted({1, nproc})
+                      for spin in (False, True)]
+        if not openvino_missing:
+            small += [c for t in sorted({1, nproc})
+                      for c in structure_candidates(run_dir, "openvino", baseline.decoder_form, threads=t)]
+        tuner.small_stage(small)
     int8_measured = best(tuner.measured, precision="int8")
     fp32_measured = best([m for m in tuner.measured if int8_measured and m.stage == int8_measured.stage], precision="fp32")
     return {"int8": int8_verdict(int8_measured, fp32_measured, accuracy, cpu_info())}
@@ -551,27 +591,24 @@ def best_per_group(stages: list[dict]) -> dict[str, dict]:
     the incumbent, so the latest comparison is the fairest)."""
     out: dict[str, dict] = {}
     for stage in reversed(stages):
+        if stage["stage"] == SMALL_STAGE:  # timed on small inputs only: no frame pick comes from it
+            continue
         for entry in stage["candidates"]:  # sorted fastest first
             out.setdefault(f"{entry['backend']} {entry['precision']}", entry)
     return out
 
 
 def small_winner(tuner: Tuner, int8_picked: bool) -> dict | None:
-    """Where frames and a small crop disagree: the candidate fastest on the small shape (its ms over the baseline's in
-    the same stage), when it is not the frame winner's form. Per-call overhead decides at 32×32 and arithmetic on
+    """Where frames and a small crop disagree: the candidate fastest in the "small inputs" stage (its ms over the
+    baseline's in the same rounds), when it is not the frame winner's form. Per-call overhead decides at 32×32 and arithmetic on
     frames, so one form rarely wins both (2026-11-28, AMD EPYC: OpenVINO fused 0.61 ms at 32×32 and 23.5 ms at
     480×640, ONNX Runtime fused 0.33 ms and 29 ms). None when no small shape was timed."""
     small = [shape_key(x.shape) for x in tuner.inputs if is_small(x.shape)]
-    if not small or len(small) == len(tuner.inputs):
+    fit = [m for m in tuner.measured if m.stage == SMALL_STAGE and (m.candidate.precision != "int8" or int8_picked)]
+    if not small or len(small) == len(tuner.inputs) or not fit:
         return None
-    reference = {m.stage: m.ms for m in tuner.measured if m.candidate == tuner.baseline}
-
-    def relative(m: Measured) -> float:
-        return float(np.exp(np.mean([np.log(m.ms[k] / reference[m.stage][k]) for k in small])))
-
-    fit = [m for m in tuner.measured if (m.candidate.precision != "int8" or int8_picked) and m.stage in reference]
-    best_small = min(fit, key=relative)
-    return {**best_small.to_dict(), "score_small": round(relative(best_small), 4), "shapes": small}
+    best_small = min(fit, key=lambda m: m.score)  # relative to the baseline in the same rounds
+    return {**best_small.to_dict(), "score_small": round(best_small.score, 4), "shapes": small}
 
 
 def key_files(run_dir: Path) -> set[str]:
@@ -625,7 +662,7 @@ def candidate_table(stages: list[dict], shapes: list[str], winner: str = "", ind
     for stage in stages:
         for e in stage["candidates"]:
             mark = "*" if e["label"] == winner else " "
-            lines.append(f"{indent}{stage['stage']:13}{mark}{e['label']:{width}} " + " ".join(f"{e['ms'][s]:11.2f}" for s in shapes))
+            lines.append(f"{indent}{stage['stage']:13}{mark}{e['label']:{width}} " + " ".join(f"{e['ms'][s]:11.2f}" if s in e["ms"] else f"{'–':>11}" for s in shapes))
     return lines
 
 

@@ -297,3 +297,16 @@ def test_a_tuned_runtime_missing_here_only_takes_its_candidates_out(tuned_run, t
     monkeypatch.setattr(tuning, "runtime_version", lambda b: None)
     assert tuning.tuned_candidate(run)[0] is None
     assert "none of the tuned runtimes" in tuning.read_sidecar(run)[1]
+
+
+def test_small_inputs_get_a_stage_of_their_own_that_no_frame_pick_comes_from(trained_run, tmp_path):
+    run = _copy(trained_run, tmp_path)
+    sidecar = tune(run, TuneConfig(budget_s=0.1, backends=("onnxruntime",), shapes=((1, 3, 32, 32), (1, 3, 64, 96)),
+                                   min_rounds=1, max_rounds=1), progress=False)
+    small = next(s for s in sidecar["stages"] if s["stage"] == tuning.SMALL_STAGE)
+    assert small["rounds"] == tuning.SMALL_ROUNDS and small["shapes"] == ["1x3x32x32"]
+    assert all(set(e["ms"]) == {"1x3x32x32"} for e in small["candidates"])
+    assert {e["options"]["threads"] for e in small["candidates"] if e["options"]} >= {1}
+    assert sidecar["winner_small"]["label"] == small["candidates"][0]["label"]  # the fastest there
+    assert "1x3x64x96" in sidecar["winner"]["ms"]  # the frame pick comes from the frame stages
+    assert "–" in tuning.format_tuning(sidecar)  # the small stage shows no frame times
