@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.compression import at_matched_bpp
 from edgeae.errors import EdgeAEError
 from edgeae.runtime import sources
 from edgeae.runtime.evaluate import CODECS as REFERENCE_CODECS
@@ -45,15 +46,9 @@ def photos(folder: Path = HELDOUT_PHOTOS) -> list[np.ndarray]:
 
 def jpeg_gap(codec_points: list[dict], jpeg_points: list[dict]) -> list[dict]:
     """At each codec point inside JPEG's range: JPEG's PSNR at the same bpp (linear in bpp) and the gap."""
-    ref = sorted(jpeg_points, key=lambda p: p["bpp"])
-    bpps, values = [p["bpp"] for p in ref], [p["psnr_db"] for p in ref]
-    rows = []
-    for p in codec_points:
-        inside = bpps[0] <= p["bpp"] <= bpps[-1]
-        jpeg = float(np.interp(p["bpp"], bpps, values)) if inside else None
-        rows.append({"model": p.get("model"), "bpp": p["bpp"], "codec_psnr_db": p["psnr_db"], "jpeg_psnr_db": jpeg,
-                     "delta_db": None if jpeg is None else p["psnr_db"] - jpeg})
-    return rows
+    return [{"model": p.get("model"), "bpp": p["bpp"], "codec_psnr_db": row["autoencoder"],
+             "jpeg_psnr_db": row["reference"], "delta_db": row["delta"]}
+            for p, row in zip(codec_points, at_matched_bpp(codec_points, jpeg_points, "psnr_db"))]
 
 
 def rate_distortion(levels: list[Path], frames: list[np.ndarray], threads: int, seed_run: Path | None) -> dict:

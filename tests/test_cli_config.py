@@ -91,7 +91,7 @@ def test_yaml_config_without_pyyaml_names_the_package(tmp_path, capsys, monkeypa
 
 
 def test_yaml_config_with_pyyaml(tmp_path, capsys):
-    pytest.importorskip("yaml")
+    pytest.importorskip("yaml", reason="PyYAML (the dev extra) is not installed")
     (tmp_path / "c.yaml").write_text("epochs: 2\ncrop-size: 64\n")
     printed = printed_config(capsys, ["train", "--config", str(tmp_path / "c.yaml")])
     assert printed["epochs"] == 2 and printed["crop_size"] == 64

@@ -129,9 +129,11 @@ class Autoencoder:
         return cls(encoder, decoder, info, fused, text, small)
 
     def _runs_small(self, height: int, width: int) -> bool:
+        if self.small is None:  # the usual case: nothing to look up per batch
+            return False
         from edgeae.runtime.tuning import is_small
 
-        return self.small is not None and is_small((height, width))
+        return is_small((height, width))
 
     def encode_batch(self, batch: np.ndarray) -> np.ndarray:
         if self._runs_small(*batch.shape[2:]):

@@ -13,6 +13,7 @@ channel's table range are clipped to its ends (the tables leave ≤ 1e-7 of the 
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import NoReturn
 
 import numpy as np
 
+from edgeae.config import atomic_write_bytes
 from edgeae.errors import EdgeAEError
 
 ENTROPY_TABLES = "entropy_tables.npz"
@@ -83,9 +85,6 @@ class EntropyTables:
         return cls(lo.astype(np.int32), rows)
 
     def save(self, path: str | os.PathLike) -> None:
-        from edgeae.config import atomic_write_bytes
-        import io
-
         width = max(len(r) for r in self.counts)
         padded = np.zeros((self.channels, width), np.uint32)
         for c, row in enumerate(self.counts):

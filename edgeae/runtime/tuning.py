@@ -403,9 +403,8 @@ class Tuner:
             self.loaded[candidate] = Autoencoder.load(self.run_dir, form=candidate)
         return self.loaded[candidate]
 
-    def stage(self, name: str, candidates: list[Candidate], stages_left: int, keep: tuple[Candidate, ...] = ()) -> Measured:
-        """Time `candidates` and the baseline in interleaved rounds within this stage's share of the budget; returns
-        the fastest. A candidate that cannot load is recorded as skipped with the reason."""
+    def ready(self, candidates: list[Candidate]) -> list[Candidate]:
+        """The baseline and every candidate that loads; one that cannot is recorded as skipped with the reason."""
         ready = [self.baseline]
         for candidate in dict.fromkeys(c for c in candidates if c != self.baseline):
             try:
@@ -413,23 +412,36 @@ class Tuner:
                 ready.append(candidate)
             except (EdgeAEError, ImportError, RuntimeError, TypeError) as e:
                 self.skipped[candidate.label] = str(e)
+        return ready
+
+    def record(self, name: str, ready: list[Candidate], inputs: list[np.ndarray], rounds: int, warmup: int,
+               **stage_fields) -> list[Measured]:
+        """Time `ready` on `inputs` in interleaved rounds (lower quartiles), score each against the baseline on the
+        scored shapes, and record the stage; returns its candidates fastest first."""
+        ms: dict[Candidate, dict[str, float]] = {c: {} for c in ready}
+        for x in inputs:
+            quartiles = lower_quartiles({c: (lambda ae=self.loaded[c], x=x: ae.reconstruct_batch(x)) for c in ready},
+                                        rounds, warmup=warmup)
+            for c in ready:
+                ms[c][shape_key(x.shape)] = round(quartiles[c], 4)
+        ref, scored = ms[self.baseline], scored_shapes(inputs)
+        measured = sorted((Measured(c, name, m, float(np.exp(np.mean([np.log(m[k] / ref[k]) for k in scored]))))
+                           for c, m in ms.items()), key=lambda m: m.score)
+        self.stages.append({"stage": name, "rounds": rounds, **stage_fields,
+                            "candidates": [m.to_dict() for m in measured]})
+        self.measured += measured
+        return measured
+
+    def stage(self, name: str, candidates: list[Candidate], stages_left: int, keep: tuple[Candidate, ...] = ()) -> Measured:
+        """Time `candidates` and the baseline within this stage's share of the budget; returns the fastest."""
+        ready = self.ready(candidates)
         start = time.perf_counter()
         for candidate in ready:  # warm-up, which also tells what one round costs
             for x in self.inputs:
                 self.loaded[candidate].reconstruct_batch(x)
         share = max(0.0, self.deadline - time.perf_counter()) / max(1, stages_left)
         rounds = int(min(self.cfg.max_rounds, max(self.cfg.min_rounds, share / max(time.perf_counter() - start, 1e-6))))
-        ms: dict[Candidate, dict[str, float]] = {c: {} for c in ready}
-        for x in self.inputs:
-            quartiles = lower_quartiles({c: (lambda ae=self.loaded[c], x=x: ae.reconstruct_batch(x)) for c in ready},
-                                        rounds, warmup=0)
-            for c in ready:
-                ms[c][shape_key(x.shape)] = round(quartiles[c], 3)
-        ref, scored = ms[self.baseline], scored_shapes(self.inputs)
-        measured = sorted((Measured(c, name, m, float(np.exp(np.mean([np.log(m[k] / ref[k]) for k in scored]))))
-                           for c, m in ms.items()), key=lambda m: m.score)
-        self.stages.append({"stage": name, "rounds": rounds, "candidates": [m.to_dict() for m in measured]})
-        self.measured += measured
+        measured = self.record(name, ready, self.inputs, rounds, warmup=0)
         for candidate in [c for c in self.loaded if c not in (self.baseline, measured[0].candidate, *keep)]:
             self.loaded.pop(candidate).close()
         return measured[0]
@@ -441,25 +453,8 @@ class Tuner:
         small = [x for x in self.inputs if is_small(x.shape)]
         if not small:
             return None
-        ready = [self.baseline]
-        for candidate in dict.fromkeys(c for c in candidates if c != self.baseline):
-            try:
-                self.load(candidate)
-                ready.append(candidate)
-            except (EdgeAEError, ImportError, RuntimeError, TypeError) as e:
-                self.skipped[candidate.label] = str(e)
-        ms: dict[Candidate, dict[str, float]] = {c: {} for c in ready}
-        for x in small:
-            quartiles = lower_quartiles({c: (lambda ae=self.loaded[c], x=x: ae.reconstruct_batch(x)) for c in ready},
-                                        rounds, warmup=3)
-            for c in ready:
-                ms[c][shape_key(x.shape)] = round(quartiles[c], 4)
-        ref = ms[self.baseline]
-        measured = sorted((Measured(c, SMALL_STAGE, m, float(np.exp(np.mean([np.log(m[k] / ref[k]) for k in m]))))
-                           for c, m in ms.items()), key=lambda m: m.score)
-        self.stages.append({"stage": SMALL_STAGE, "rounds": rounds, "shapes": [shape_key(x.shape) for x in small],
-                            "candidates": [m.to_dict() for m in measured]})
-        self.measured += measured
+        measured = self.record(SMALL_STAGE, self.ready(candidates), small, rounds, warmup=3,
+                               shapes=[shape_key(x.shape) for x in small])
         return measured[0]
 
     def close(self) -> None:

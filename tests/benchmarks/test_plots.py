@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
+pytest.importorskip("matplotlib", reason="matplotlib (the dev and train extras) is not installed")
 
 from benchmarks.plots import rate_distortion_figure  # noqa: E402
 
