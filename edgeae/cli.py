@@ -16,6 +16,7 @@ from typing import Callable
 
 from edgeae import __version__
 from edgeae.errors import EdgeAEError
+from edgeae.runtime.run_files import DECODER_FORMS
 
 EXAMPLES = """examples:
   edgeae train --data data/opencv/vtest.avi --epochs 10 --out runs/demo
@@ -343,8 +344,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--real-frames", help="video/image/folder used for parity on real inputs")
-    p.add_argument("--decoder-form", default="depth_to_space", choices=["depth_to_space", "conv_transpose"],
-                   help="decoder layers in the ONNX: the exact Conv+DepthToSpace rewrite (faster) or ConvTranspose")
+    p.add_argument("--decoder-form", default="depth_to_space", choices=list(DECODER_FORMS),
+                   help="decoder layers in decoder.onnx: the exact Conv+DepthToSpace rewrite, ConvTranspose as "
+                        "trained, or the 2×2 phase rewrite; every form is also written for the tuner")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("build", help="build TensorRT engines (and fp16 / int8 Q/DQ ONNX), or tune the CPU runtime, for a run")

@@ -19,9 +19,10 @@ from edgeae.errors import EdgeAEError
 
 ROLES = ("encoder", "decoder")
 PRECISIONS = ("fp32", "fp16", "int8")
-# ConvTranspose2d(k=4, s=2, p=1) as trained, or its exact Conv2d + DepthToSpace rewrite: which is faster
-# depends on the CPU, so 'edgeae export' writes both and the tuner picks on the device.
-DECODER_FORMS = ("depth_to_space", "conv_transpose")
+# ConvTranspose2d(k=4, s=2, p=1) as trained, or one of its exact rewrites: Conv(k=3) + DepthToSpace, or the
+# 2×2 "phase" Conv + DepthToSpace + crop (export/onnx_export.py). Which is fastest depends on the CPU and the
+# runtime, so 'edgeae export' writes all of them and the tuner picks on the device.
+DECODER_FORMS = ("depth_to_space", "conv_transpose", "phase")
 TUNING_FILE = "tuning.json"
 
 
@@ -43,7 +44,8 @@ def engine_path(run_dir: str | os.PathLike, role: str, precision: str) -> Path:
 
 
 def decoder_form_name(form: str) -> str:
-    """decoder.conv_transpose.onnx / decoder.depth_to_space.onnx: the fp32 decoder in one layer form."""
+    """decoder.conv_transpose.onnx / decoder.depth_to_space.onnx / decoder.phase.onnx: the fp32 decoder in one
+    layer form."""
     return f"decoder.{form}.onnx"
 
 

@@ -56,7 +56,8 @@ ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx
 INT8_ISA = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 # int8 gives up accuracy, so it must win clearly, not by timing noise: 10 % faster than the best fp32 form.
 INT8_MIN_SPEEDUP = 1.1
-FORM_TEXT = {"depth_to_space": "Conv+DepthToSpace decoder", "conv_transpose": "ConvTranspose decoder"}
+FORM_TEXT = {"depth_to_space": "Conv+DepthToSpace decoder", "conv_transpose": "ConvTranspose decoder",
+             "phase": "2×2 phase Conv+DepthToSpace decoder"}
 
 _warned: set[str] = set()  # sidecars already reported as stale in this process
 
@@ -434,6 +435,7 @@ class Tuner:
 
     def stage(self, name: str, candidates: list[Candidate], stages_left: int, keep: tuple[Candidate, ...] = ()) -> Measured:
         """Time `candidates` and the baseline within this stage's share of the budget; returns the fastest."""
+        began = time.perf_counter()
         ready = self.ready(candidates)
         start = time.perf_counter()
         for candidate in ready:  # warm-up, which also tells what one round costs
@@ -442,6 +444,7 @@ class Tuner:
         share = max(0.0, self.deadline - time.perf_counter()) / max(1, stages_left)
         rounds = int(min(self.cfg.max_rounds, max(self.cfg.min_rounds, share / max(time.perf_counter() - start, 1e-6))))
         measured = self.record(name, ready, self.inputs, rounds, warmup=0)
+        self.stages[-1]["seconds"] = round(time.perf_counter() - began, 1)
         for candidate in [c for c in self.loaded if c not in (self.baseline, measured[0].candidate, *keep)]:
             self.loaded.pop(candidate).close()
         return measured[0]
@@ -453,8 +456,10 @@ class Tuner:
         small = [x for x in self.inputs if is_small(x.shape)]
         if not small:
             return None
+        began = time.perf_counter()
         measured = self.record(SMALL_STAGE, self.ready(candidates), small, rounds, warmup=3,
                                shapes=[shape_key(x.shape) for x in small])
+        self.stages[-1]["seconds"] = round(time.perf_counter() - began, 1)
         return measured[0]
 
     def close(self) -> None:
@@ -562,14 +567,19 @@ def search(tuner: Tuner) -> dict:
             candidates.append(Candidate.make("openvino", "int8", int8.decoder_form, int8.encoder, int8.decoder, threads=threads))
         stage("openvino", candidates)
     if any(is_small(x.shape) for x in tuner.inputs) and not all(is_small(x.shape) for x in tuner.inputs):
+        # Fused forms only, where exported: at 32×32 per-call overhead decides, and two sessions pay it twice
+        # (2026-11-28, AMD EPYC: no two-session form ever won this stage). Timing all 37 forms took 34 s.
+        def fused(forms: list[Candidate]) -> list[Candidate]:
+            return [c for c in forms if c.fused] or forms
+
         small = []
         if "onnxruntime" in backends:
-            forms = structure_candidates(run_dir, "onnxruntime", baseline.decoder_form, optimization="all")
+            forms = fused(structure_candidates(run_dir, "onnxruntime", baseline.decoder_form, optimization="all"))
             small += [c.with_options(threads=t, spinning=spin) for c in forms for t in sorted({1, nproc})
                       for spin in (False, True)]
         if not openvino_missing:
             small += [c for t in sorted({1, nproc})
-                      for c in structure_candidates(run_dir, "openvino", baseline.decoder_form, threads=t)]
+                      for c in fused(structure_candidates(run_dir, "openvino", baseline.decoder_form, threads=t))]
         tuner.small_stage(small)
     int8_measured = best(tuner.measured, precision="int8")
     fp32_measured = best([m for m in tuner.measured if int8_measured and m.stage == int8_measured.stage], precision="fp32")

@@ -31,7 +31,8 @@ def test_export_report_shows_fp32_parity_within_1e_5(trained_run):
     report = json.loads((trained_run / "export_report.json").read_text())
     assert report["passed"] and report["tolerance"] == 1e-5
     assert {r["model"] for r in report["rows"]} == {"encoder", "decoder", "full", "decoder.conv_transpose",
-                                                    "fused.depth_to_space", "fused.conv_transpose"}
+                                                    "decoder.phase", "fused.depth_to_space", "fused.conv_transpose",
+                                                    "fused.phase"}
     assert all(r["max_scaled"] <= 1e-5 for r in report["rows"])
 
 
@@ -39,7 +40,7 @@ def test_export_writes_every_form_the_tuner_may_pick(trained_run):
     checkpoint = {p.key: p.value for p in onnx.load(trained_run / "encoder.onnx").metadata_props}["edgeae.checkpoint_sha256"]
     ops = {n.op_type for n in onnx.load(trained_run / "decoder.conv_transpose.onnx").graph.node}
     assert "ConvTranspose" in ops and "DepthToSpace" not in ops
-    for form, op in (("depth_to_space", "DepthToSpace"), ("conv_transpose", "ConvTranspose")):
+    for form, op in (("depth_to_space", "DepthToSpace"), ("conv_transpose", "ConvTranspose"), ("phase", "Slice")):
         model = onnx.load(trained_run / f"autoencoder.{form}.onnx")
         onnx.checker.check_model(model, full_check=True)
         assert [i.name for i in model.graph.input] == ["image"] and [o.name for o in model.graph.output] == ["reconstruction"]
@@ -107,3 +108,53 @@ def test_conv_transpose_decoder_form_is_still_available(trained_run, tmp_path):
     # decoder.onnx is now the ConvTranspose form: the other form file is the rewrite, the previous one is gone
     assert (run / "decoder.depth_to_space.onnx").is_file() and not (run / "decoder.conv_transpose.onnx").exists()
     assert "decoder.depth_to_space" in {r["model"] for r in report["rows"]}
+
+
+def _deconv_decoder(activation: torch.nn.Module) -> onnx.ModelProto:
+    """A two-layer ConvTranspose(k=4, s=2, p=1) decoder exported to ONNX, as export_files exports one."""
+    from pathlib import Path
+    import tempfile
+
+    from edgeae.export.onnx_export import _export_one
+
+    torch.manual_seed(0)
+    decoder = torch.nn.Sequential(torch.nn.ConvTranspose2d(8, 6, 4, 2, 1), torch.nn.ReLU(),
+                                  torch.nn.ConvTranspose2d(6, 3, 4, 2, 1), activation).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "decoder.onnx"
+        _export_one(decoder, torch.rand(2, 8, 2, 3), path, ("latent", "image"), ("height", "width"),
+                    {"edgeae.decoder_form": "conv_transpose"}, 18)
+        return decoder, onnx.load(str(path))
+
+
+@pytest.mark.parametrize("activation", [torch.nn.Sigmoid(), torch.nn.Identity()])
+def test_phase_form_equals_the_deconvolution_at_odd_sizes(activation):
+    import onnxruntime as ort
+
+    from edgeae.export.onnx_export import phase_onnx
+
+    decoder, model = _deconv_decoder(activation)
+    phase = phase_onnx(model)
+    ops = [n.op_type for n in phase.graph.node]
+    assert "ConvTranspose" not in ops and ops.count("Conv") == 2 and ops.count("Slice") == 2
+    # The activations run on the Conv's output, before the shuffle, where runtimes fuse them into the Conv.
+    assert all(ops[ops.index("Conv", i) + 1] in ("Relu", "Sigmoid", "DepthToSpace") for i in range(len(ops)) if ops[i] == "Conv")
+    assert {p.key: p.value for p in phase.metadata_props}["edgeae.decoder_form"] == "phase"
+    session = ort.InferenceSession(phase.SerializeToString(), providers=["CPUExecutionProvider"])
+    for shape in ((1, 8, 1, 1), (3, 8, 5, 7), (2, 8, 9, 4)):
+        z = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+        with torch.no_grad():
+            ref = decoder(torch.from_numpy(z)).numpy()
+        got = session.run(None, {"latent": z})[0]
+        assert got.shape == ref.shape and np.abs(got - ref).max() < 1e-5
+
+
+def test_phase_form_refuses_a_deconvolution_it_cannot_rewrite():
+    from edgeae.export.onnx_export import phase_onnx
+
+    _, model = _deconv_decoder(torch.nn.Identity())
+    for attr in model.graph.node[0].attribute:
+        if attr.name == "pads":
+            attr.ints[:] = [0, 0, 0, 0]
+    with pytest.raises(EdgeAEError, match="kernel 4, stride 2, padding 1"):
+        phase_onnx(model)

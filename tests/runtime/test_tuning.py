@@ -53,14 +53,14 @@ def _force_winner(run, dst, label_part: str) -> dict:
 def test_tuning_writes_a_keyed_sidecar_with_the_winner_and_every_candidate(tuned_run):
     sidecar = _sidecar(tuned_run)
     key = sidecar["key"]
-    assert {"encoder.onnx", "decoder.onnx", "decoder.conv_transpose.onnx", "autoencoder.depth_to_space.onnx",
-            "autoencoder.conv_transpose.onnx"} <= set(key["sources"])
+    assert {"encoder.onnx", "decoder.onnx", "decoder.conv_transpose.onnx", "decoder.phase.onnx",
+            "autoencoder.depth_to_space.onnx", "autoencoder.conv_transpose.onnx", "autoencoder.phase.onnx"} <= set(key["sources"])
     assert all(len(digest) == 64 for digest in key["sources"].values())
     assert key["cpu"] == cpu_info().model and key["isa"] == list(cpu_info().isa) and key["nproc"] >= 1
     assert key["runtimes"] == {"onnxruntime": onnxruntime.__version__}
     structure = sidecar["stages"][0]
-    # 2 decoder forms × (two sessions, fused) × spinning off/on, and the untuned baseline beside them
-    assert structure["stage"] == "structure" and len(structure["candidates"]) == 9
+    # 3 decoder forms × (two sessions, fused) × spinning off/on, and the untuned baseline beside them
+    assert structure["stage"] == "structure" and len(structure["candidates"]) == 13
     assert [s["stage"] for s in sidecar["stages"]] == ["structure", "threads", "optimization"]
     labels = {e["label"] for s in sidecar["stages"] for e in s["candidates"]}
     assert sidecar["winner"]["label"] in labels and sidecar["baseline"] in labels
