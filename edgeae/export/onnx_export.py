@@ -28,7 +28,6 @@ from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edgeae.runtime.engine_cache import sha256_file
 from edgeae.runtime.entropy_codec import ENTROPY_TABLES, EntropyTables
 from edgeae.runtime.run_files import DECODER_FORMS, decoder_form_name, form_names, fused_name, onnx_path
-from edgeae.training.model import depth_to_space_decoder
 from edgeae.training.train import load_model
 
 NORMALISATION = "RGB, float32 NCHW, uint8/255 in [0, 1]; output the same"
@@ -110,10 +109,10 @@ def fuse(encoder_path: Path, decoder_path: Path, out: Path, metadata: dict[str, 
 
 
 def export_files(model: torch.nn.Module, run_dir: Path, cfg: ExportConfig, base: dict[str, str]) -> None:
-    """encoder.onnx, decoder.onnx and (cfg.tuning_forms) the other decoder form and both fused graphs.
+    """encoder.onnx, decoder.onnx and (cfg.tuning_forms) the other decoder forms and the fused graphs.
 
-    The decoder is exported once, as trained; its Conv+DepthToSpace form is rewritten from that ONNX with the
-    weights of depth_to_space_decoder — a second torch export would cost seconds per run."""
+    The decoder is exported once, as trained; its other forms are rewritten from that ONNX's weights
+    (depth_to_space_onnx, phase_onnx) — a second torch export would cost seconds per run."""
     s, c = model.cfg.downsample, model.cfg.latent_channels
     _export_one(model.encoder, torch.rand(2, 3, 2 * s, 3 * s), run_dir / "encoder.onnx", ("image", "latent"),
                 ("latent_height", "latent_width"), {**base, "edgeae.role": "encoder"}, cfg.opset)
@@ -122,7 +121,7 @@ def export_files(model: torch.nn.Module, run_dir: Path, cfg: ExportConfig, base:
                 {**base, "edgeae.role": "decoder", "edgeae.decoder_form": "conv_transpose"}, cfg.opset)
     forms = DECODER_FORMS if cfg.tuning_forms else (cfg.decoder_form,)
     if "depth_to_space" in forms:
-        d2s = depth_to_space_onnx(onnx.load(str(convt)), depth_to_space_decoder(model.decoder))
+        d2s = depth_to_space_onnx(onnx.load(str(convt)))
         atomic_write_bytes(decoder_file(run_dir, "depth_to_space", cfg), d2s.SerializeToString())
     if "phase" in forms:
         deconv = onnx.load(str(convt))
@@ -136,34 +135,81 @@ def export_files(model: torch.nn.Module, run_dir: Path, cfg: ExportConfig, base:
                  {**base, "edgeae.role": "autoencoder", "edgeae.decoder_form": form})
 
 
-def depth_to_space_onnx(model: onnx.ModelProto, d2s: torch.nn.Sequential) -> onnx.ModelProto:
-    """The exported decoder with its k-th ConvTranspose node replaced by the k-th Conv2d of `d2s`
-    (depth_to_space_decoder: the exact Conv(k=3, p=1, 4·C_out) form) followed by DepthToSpace(2, CRD)."""
+def subpixel_kernel(weight: np.ndarray, bias: np.ndarray | None, kernel: int, pad: int) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    """Stride-2 ConvTranspose weights (C_in × C_out × k × k) as the stride-1 Conv with 4·C_out outputs that,
+    followed by DepthToSpace(2, CRD), computes the same output; returns (weights, bias, the Conv's pads).
+
+    Output row 2i+a reads input row i+d through deconvolution tap ky = a + pad − 2d; the Conv's window is the
+    union of both phases' rows (k=4, p=1: i−1…i+1, so k'=3; k=5, p=2 as the codec's: also 3), and a tap a
+    phase does not use stays zero. PixelShuffle/CRD puts Conv channel 4c + 2a + b at phase (a, b) of channel c."""
+    c_in, c_out = weight.shape[:2]
+    taps = {a: {(a + pad - ky) // 2: ky for ky in range(kernel) if (a + pad - ky) % 2 == 0} for a in (0, 1)}
+    low = min(min(t) for t in taps.values())
+    high = max(max(t) for t in taps.values())
+    size = high - low + 1
+    out = np.zeros((c_out, 2, 2, c_in, size, size), np.float32)
+    for a in (0, 1):
+        for b in (0, 1):
+            for dy, ky in taps[a].items():
+                for dx, kx in taps[b].items():
+                    out[:, a, b, :, dy - low, dx - low] = weight[:, :, ky, kx].T
+    bias = None if bias is None else np.repeat(bias, 4).astype(np.float32)
+    return out.reshape(4 * c_out, c_in, size, size), bias, [-low, -low, high, high]
+
+
+def _deconvolution(node: onnx.NodeProto, weights: dict, fix: str) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """A ConvTranspose node's weights, bias and attributes; refuses what the rewrites do not cover."""
     from onnx import helper, numpy_helper
 
-    convs = iter([m for m in d2s.modules() if isinstance(m, torch.nn.Conv2d)])
+    attrs = {a.name: list(helper.get_attribute_value(a)) for a in node.attribute if a.ints}
+    kernel, strides, pads = attrs.get("kernel_shape", []), attrs.get("strides", [1, 1]), attrs.get("pads", [0] * 4)
+    output_padding = attrs.get("output_padding", [0, 0])
+    if strides != [2, 2] or len(set(kernel)) != 1 or len(set(pads)) != 1 or len(set(output_padding)) != 1 \
+            or any(v != 1 for v in attrs.get("dilations", [1, 1])) or kernel[0] + output_padding[0] - 2 * pads[0] != 2:
+        raise EdgeAEError(f"cannot rewrite {node.name} (ConvTranspose kernel {kernel}, stride {strides}, padding {pads}, "
+                          f"output padding {output_padding}): only stride 2 with output = 2×input has that form; {fix}")
+    bias = numpy_helper.to_array(weights[node.input[2]]) if len(node.input) > 2 else None
+    return numpy_helper.to_array(weights[node.input[1]]), bias, {"kernel": kernel[0], "pad": pads[0]}
+
+
+def _finish_rewrite(model: onnx.ModelProto, nodes: list, form: str) -> onnx.ModelProto:
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input}
+    kept = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    del model.graph.value_info[:]  # the rewritten intermediates have other shapes; shape inference redoes them
+    for prop in model.metadata_props:
+        if prop.key == "edgeae.decoder_form":
+            prop.value = form
+    onnx.checker.check_model(model, full_check=True)
+    return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+
+
+def depth_to_space_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The exported decoder with each stride-2 ConvTranspose replaced by its exact Conv + DepthToSpace(2, CRD)
+    form (subpixel_kernel): ONNX Runtime runs it with its NCHWc Conv kernels where its ConvTranspose is
+    im2col + GEMM, and it quantises to int8."""
+    from onnx import helper, numpy_helper
+
     weights = {t.name: t for t in model.graph.initializer}
     nodes = []
     for node in model.graph.node:
         if node.op_type != "ConvTranspose":
             nodes.append(node)
             continue
-        conv = next(convs)
-        for name, tensor in zip(node.input[1:], (conv.weight, conv.bias)):
-            weights[name].CopyFrom(numpy_helper.from_array(tensor.detach().numpy().astype(np.float32), name))
+        weight, bias, attrs = _deconvolution(node, weights, "export with --decoder-form conv_transpose")
+        kernel, bias, pads = subpixel_kernel(weight, bias, **attrs)
+        inputs = [node.input[0], f"{node.name}_subpixel_kernel"] + ([f"{node.name}_subpixel_bias"] if bias is not None else [])
+        model.graph.initializer.extend([numpy_helper.from_array(kernel, inputs[1])]
+                                       + ([numpy_helper.from_array(bias, inputs[2])] if bias is not None else []))
         phases = f"{node.output[0]}_phases"
-        nodes += [helper.make_node("Conv", list(node.input), [phases], name=f"{node.name}_conv", kernel_shape=[3, 3],
-                                   pads=[1, 1, 1, 1], strides=[1, 1]),
+        nodes += [helper.make_node("Conv", inputs, [phases], name=f"{node.name}_conv", kernel_shape=list(kernel.shape[2:]),
+                                   pads=pads, strides=[1, 1]),
                   helper.make_node("DepthToSpace", [phases], list(node.output), name=f"{node.name}_depth_to_space",
                                    blocksize=2, mode="CRD")]
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    del model.graph.value_info[:]  # the rewritten intermediates have other shapes; shape inference redoes them
-    for prop in model.metadata_props:
-        if prop.key == "edgeae.decoder_form":
-            prop.value = "depth_to_space"
-    onnx.checker.check_model(model, full_check=True)
-    return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    return _finish_rewrite(model, nodes, "depth_to_space")
 
 
 # Deconvolution tap (ky or kx) that output phase a reads at tap t of the 2×2 phase kernel (t = 0: the input row
@@ -212,13 +258,11 @@ def phase_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
         if node.op_type != "ConvTranspose":
             nodes.append(node)
             continue
-        attrs = {a.name: list(helper.get_attribute_value(a)) for a in node.attribute if a.ints}
-        if (attrs.get("kernel_shape"), attrs.get("strides"), attrs.get("pads", [0] * 4)) != ([4, 4], [2, 2], [1] * 4) \
-                or any(v != 1 for v in attrs.get("dilations", [1, 1])) or any(attrs.get("output_padding", [0, 0])):
+        weight, bias, attrs = _deconvolution(node, weights, "export with --decoder-form conv_transpose")
+        if attrs != {"kernel": 4, "pad": 1}:
             raise EdgeAEError(f"cannot rewrite {node.name}: only ConvTranspose kernel 4, stride 2, padding 1 has the "
                               "phase form; export with --decoder-form conv_transpose")
-        bias = numpy_helper.to_array(weights[node.input[2]]) if len(node.input) > 2 else None
-        kernel, bias = phase_kernel(numpy_helper.to_array(weights[node.input[1]]), bias)
+        kernel, bias = phase_kernel(weight, bias)
         name = node.name
         inputs = [node.input[0], f"{name}_phase_kernel"] + ([f"{name}_phase_bias"] if bias is not None else [])
         model.graph.initializer.extend([numpy_helper.from_array(kernel, inputs[1])]
@@ -237,18 +281,7 @@ def phase_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
                                    blocksize=2, mode="DCR"),
                   helper.make_node("Slice", [f"{name}_shuffled"] + [f"{name}_crop_{k}" for k in ("starts", "ends", "axes")],
                                    output, name=f"{name}_crop")]
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    used = {name for node in nodes for name in node.input}
-    kept = [t for t in model.graph.initializer if t.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
-    del model.graph.value_info[:]
-    for prop in model.metadata_props:
-        if prop.key == "edgeae.decoder_form":
-            prop.value = "phase"
-    onnx.checker.check_model(model, full_check=True)
-    return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    return _finish_rewrite(model, nodes, "phase")
 
 
 def export_onnx(run_dir: str | os.PathLike, cfg: ExportConfig = ExportConfig(), progress: bool = True) -> dict:
@@ -271,8 +304,10 @@ def export_onnx(run_dir: str | os.PathLike, cfg: ExportConfig = ExportConfig(), 
     if cfg.decoder_form not in DECODER_FORMS:
         raise EdgeAEError(f"decoder form {cfg.decoder_form!r} is not one of {', '.join(DECODER_FORMS)}")
     if mcfg.codec:
-        # A codec's decoder runs on rounded latents: no fused graph (it would skip the rounding), and its 5×5
-        # stride-2 ConvTranspose has no exact Conv+DepthToSpace rewrite.
+        # A codec's decoder runs on rounded latents: no fused graph (it would skip the rounding), so no tuning
+        # forms; and its 5×5 ConvTranspose layers stay. Their 3×3 Conv + DepthToSpace form (subpixel_kernel) is
+        # exact but not faster: codec-q4, 768×576, 2 threads, AMD EPYC, interleaved: ONNX Runtime 124 vs 131 ms
+        # (its DepthToSpace is a plain 6-D transpose: 40 ms of the 124), OpenVINO 90 vs 81 ms.
         cfg = dataclasses.replace(cfg, decoder_form="conv_transpose", tuning_forms=False)
     for stale in [*form_names(), ENTROPY_TABLES]:  # derived from the previous export; the tuner must never time them
         (run_dir / stale).unlink(missing_ok=True)

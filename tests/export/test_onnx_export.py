@@ -156,5 +156,20 @@ def test_phase_form_refuses_a_deconvolution_it_cannot_rewrite():
     for attr in model.graph.node[0].attribute:
         if attr.name == "pads":
             attr.ints[:] = [0, 0, 0, 0]
-    with pytest.raises(EdgeAEError, match="kernel 4, stride 2, padding 1"):
+    with pytest.raises(EdgeAEError, match="cannot rewrite .*--decoder-form conv_transpose"):
         phase_onnx(model)
+
+
+@pytest.mark.parametrize("kernel, pad, output_padding", [(4, 1, 0), (5, 2, 1), (3, 1, 1), (2, 0, 0), (6, 2, 0)])
+def test_subpixel_kernel_equals_every_stride_2_deconvolution_that_doubles_the_size(kernel, pad, output_padding):
+    import torch.nn.functional as F
+
+    from edgeae.export.onnx_export import subpixel_kernel
+
+    torch.manual_seed(kernel)
+    deconv = torch.nn.ConvTranspose2d(5, 4, kernel, 2, pad, output_padding=output_padding)
+    weight, bias, pads = subpixel_kernel(deconv.weight.detach().numpy(), deconv.bias.detach().numpy(), kernel, pad)
+    x = torch.randn(2, 5, 7, 6)
+    with torch.no_grad():
+        phases = F.conv2d(F.pad(x, (pads[1], pads[3], pads[0], pads[2])), torch.from_numpy(weight), torch.from_numpy(bias))
+        assert (torch.nn.PixelShuffle(2)(phases) - deconv(x)).abs().max() <= 1e-5
