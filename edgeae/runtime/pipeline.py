@@ -4,6 +4,11 @@ One step takes the next frame of every active source (capture runs in the source
 batches same-size frames into one inference call, lets the task score/clean them, and hands the
 results to the sinks (video encoding runs in its own thread). Each stage is timed.
 
+When every source is a file, inference runs in a thread of its own, one step ahead: step N+1 is read,
+preprocessed and submitted, then step N's result is taken and post-processed and written while N+1 runs
+(two batch buffers alternate). Results, events and their order are the same as one step at a time. A live
+source runs one step at a time instead: overlapping would hold each result until the camera's next frame.
+
 However a run stops (its sources end, a stop key, Ctrl-C or SIGTERM, an error) its outputs are finalised
 and the last event is `end` with the reason; a live source that gave up makes the run fail afterwards.
 """
@@ -16,6 +21,7 @@ import math
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,10 +136,15 @@ def group_by_size(frames: list) -> list[list]:
 class Pipeline:
     """Runs sources → model → task → sinks until every source has ended (or max_frames, or a stop key)."""
 
-    def __init__(self, ae, sources: list, task, sinks, max_frames: int = 0, progress: bool = True):
+    def __init__(self, ae, sources: list, task, sinks, max_frames: int = 0, progress: bool = True,
+                 overlap: bool | None = None):
         self.ae, self.sources, self.task, self.sinks = ae, sources, task, sinks
         self.max_frames, self.progress = max_frames, progress
-        self.buffers = BatchBuffers(ae.info.downsample)
+        # overlap (default: when no source is live): inference one step ahead in its own thread (module doc).
+        self.overlap = all(not s.live for s in sources) if overlap is None else overlap
+        # Two sets: the step being post-processed keeps its batch while the next step's is filled.
+        self.buffers = (BatchBuffers(ae.info.downsample), BatchBuffers(ae.info.downsample))
+        self._pending: list[tuple[list, np.ndarray, object]] = []  # (frames, batch, Future) of the step in flight
         self.timer = StageTimer()
         self.event_counts: Counter = Counter()
         self.frames_done: Counter = Counter()
@@ -152,14 +163,22 @@ class Pipeline:
         active = list(self.sources)
         with logging_redirect_tqdm([logging.getLogger("edgeae")]), \
                 tqdm(total=total or None, unit="frame", desc=f"run {self.task.name}",
-                     disable=None if self.progress else True) as bar:
-            while active and not self.sinks.stop_requested:
-                with self.timer.stage("decode"):
-                    frames, active = self._gather(active)
-                self._forward_source_events()  # before the frames: a `gap` precedes the first frame after it
-                if frames:
-                    self._step(frames)
-                    bar.update(len(frames))
+                     disable=None if self.progress else True) as bar, \
+                ThreadPoolExecutor(1, thread_name_prefix="edgeae-infer") as inference:
+            try:
+                while active and not self.sinks.stop_requested:
+                    with self.timer.stage("decode"):
+                        frames, active = self._gather(active)
+                    if frames:
+                        self._step(frames, inference)
+                        bar.update(len(frames))
+                    else:  # a source ended or a live one is late: nothing to overlap with
+                        self._finish_pending()
+                        self._forward_source_events()
+                self._finish_pending()
+            except KeyboardInterrupt:
+                self._finish_pending()  # the frames in flight are written before the run ends
+                raise
         self._forward_source_events()
         return self.summary(time.perf_counter() - self._start)
 
@@ -194,12 +213,32 @@ class Pipeline:
                         "from": list(previous), "to": list(size)})
         self._sizes[frame.source] = size
 
-    def _step(self, frames: list) -> None:
-        for group in group_by_size(frames):
-            with self.timer.stage("preprocess"):
-                batch = self.buffers.fill([f.image for f in group])
+    def _step(self, frames: list, inference: ThreadPoolExecutor) -> None:
+        """Preprocess and submit this step; without overlap finish it, with overlap finish the previous one."""
+        groups = group_by_size(frames)
+        buffers = self.buffers[self.timer.steps % 2]
+        with self.timer.stage("preprocess"):
+            batches = [buffers.fill([f.image for f in group]) for group in groups]
+        submitted = [(group, batch, inference.submit(self.ae.reconstruct_batch, batch))
+                     for group, batch in zip(groups, batches)]
+        # Capture events go after the previous step's frames and before this step's: a `gap` precedes the first
+        # frame after it, a `source_end` follows the source's last frame.
+        if self.overlap:
+            self._finish_pending()
+            self._forward_source_events()
+            self._pending = submitted
+        else:
+            self._forward_source_events()
+            self._pending = submitted
+            self._finish_pending()
+        self.timer.steps += 1
+
+    def _finish_pending(self) -> None:
+        """Wait for the step in flight (the "infer" stage is that wait), then its task and sinks."""
+        pending, self._pending = self._pending, []
+        for group, batch, future in pending:
             with self.timer.stage("infer"):
-                recon = self.ae.reconstruct_batch(batch)
+                recon = future.result()
             with self.timer.stage("postprocess"):
                 results = self.task.process(group, batch, recon, self.sinks.draw)
             with self.timer.stage("write"):
@@ -209,7 +248,6 @@ class Pipeline:
                         self.sinks.score_map(frame.source, frame.index, result.score_map)
                     for event in result.events:
                         self._emit(event)
-        self.timer.steps += 1
 
     def _emit(self, event: dict) -> None:
         self.event_counts[event["event"]] += 1
@@ -230,6 +268,7 @@ class Pipeline:
     def summary(self, seconds: float) -> dict:
         frames = sum(self.frames_done.values())
         return {"task": self.task.name, "model": self.ae.describe(), "frames": frames, "steps": self.timer.steps,
+                "overlap": self.overlap,
                 "seconds": round(seconds, 3),
                 "fps": round(frames / seconds, 2) if seconds > 0 else 0.0,
                 "stage_ms": {k: round(v, 3) for k, v in self.timer.mean_ms().items()},
@@ -248,6 +287,8 @@ def format_profile(summary: dict) -> str:
     lines.append(f"{'total':<12} {sum(summary['stage_ms'].values()):9.2f}")
     lines.append(f"{summary['frames']} frames in {summary['steps']} steps, {summary['seconds']:.2f} s: "
                  f"{summary['fps']:.1f} frames/s end to end")
+    if summary.get("overlap"):
+        lines.append("inference ran one step ahead in its own thread: 'infer' is the time waited for it")
     for name, ms in summary["capture_ms_per_frame"].items():
         lines.append(f"capture thread {name}: {ms:.2f} ms/frame read+decode (overlapped)")
     return "\n".join(lines)

@@ -143,3 +143,30 @@ def test_log_is_one_json_line_per_event_without_progress_bar_off_a_terminal(trai
     lines = [json.loads(line) for line in err.splitlines()]  # every line is JSON: no bar, no dict text
     assert [e.get("event") for e in lines] == ["skip", "source_end", "end"]
     assert lines[0]["level"] == "info" and lines[0]["frame"] == 1 and lines[-1]["reason"] == "complete"
+
+
+def test_inference_one_step_ahead_writes_what_one_step_at_a_time_writes(trained_run, synthetic_video, tmp_path):
+    from edgeae.runtime.autoencoder import Autoencoder
+    from edgeae.runtime.tasks.anomaly import AnomalyConfig, AnomalyTask
+
+    written = {}
+    for overlap in (False, True):
+        out = tmp_path / f"overlap-{overlap}"
+        sources = [FrameSource(str(synthetic_video), "a").start(), FrameSource(str(synthetic_video), "b").start()]
+        sinks = SinkSet(["a", "b"], out_frames=str(out / "frames"), events=str(out / "events.jsonl"))
+        try:
+            with Autoencoder.load(trained_run, threads=1) as ae:
+                # anomaly: its post-processing reads the step's input batch again, after the next step has been filled
+                task = AnomalyTask(AnomalyConfig(threshold=1e-3, reference=""))
+                summary = Pipeline(ae, sources, task, sinks, progress=False, overlap=overlap).run()
+        finally:
+            sinks.close()
+            for s in sources:
+                s.close()
+        assert summary["overlap"] is overlap and summary["frames"] == 48
+        events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+        frames = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "frames").rglob("*.jpg"))}
+        written[overlap] = ([{k: v for k, v in e.items() if k not in ("time", "seconds")} for e in events], frames)
+    assert len(written[True][1]) == 48
+    # Same frames, byte for byte (each step's batch buffer is kept until it is post-processed), same events in order.
+    assert written[True] == written[False]
