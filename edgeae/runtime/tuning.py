@@ -2,10 +2,10 @@
 
 Which form is fastest depends on the CPU (measured at 576×768 on 2 threads: on an AVX2-only EPYC one ConvTranspose
 session with spinning on took 28.1 ms, the Conv+DepthToSpace decoder in two sessions 39.8 ms; on an AVX-512 Xeon
-the rewrite won), so
-the choice is made where the model runs, the way TensorRT's builder times tactics on the device. Candidates are
-backend (ONNX Runtime; OpenVINO when installed) × form (decoder layers as ConvTranspose or Conv+DepthToSpace;
-one fused session or encoder and decoder sessions) × settings (intra-op threads, spinning, graph optimisation),
+the rewrite won), so the choice is made where the model runs, the way TensorRT's builder times tactics on the
+device. Candidates are backend (ONNX Runtime; OpenVINO when installed) × form (decoder layers as ConvTranspose,
+Conv+DepthToSpace or the 2×2 phase Conv; one fused session or encoder and decoder sessions) × settings
+(intra-op threads, spinning, graph optimisation),
 plus int8 where its files exist and its output stays within the int8 PSNR bound. The search is greedy, stage by
 stage, each stage re-timing the incumbent beside its challengers in interleaved rounds (lower quartiles), so that
 background load falls on all of them alike and counts as little as it can; candidates are scored on frames.
