@@ -45,9 +45,12 @@ class ExportConfig:
     # Runtime runs faster (768x576 decoder on 2 cores: 18.6 vs 25.8 ms) and can quantise to int8;
     # "conv_transpose": the layers as trained.
     decoder_form: str = "depth_to_space"
-    # Also write the other decoder form and the fused encoder→decoder graphs, so that 'edgeae build RUN
+    # Also write the other decoder forms and the fused encoder→decoder graphs, so that 'edgeae build RUN
     # --backend onnxruntime' on the device can time them and keep the fastest (which form wins depends on the CPU).
     tuning_forms: bool = True
+    # The forms written for the tuner. Recorded in export_config.json, so an export from before a form existed
+    # reads as different (the bench re-exports its runs then).
+    decoder_forms: tuple[str, ...] = DECODER_FORMS
 
 
 def _export_one(module: torch.nn.Module, example: torch.Tensor, path: Path, names: tuple[str, str],
@@ -119,7 +122,7 @@ def export_files(model: torch.nn.Module, run_dir: Path, cfg: ExportConfig, base:
     convt = decoder_file(run_dir, "conv_transpose", cfg)
     _export_one(model.decoder, torch.rand(2, c, 2, 3), convt, ("latent", "image"), ("height", "width"),
                 {**base, "edgeae.role": "decoder", "edgeae.decoder_form": "conv_transpose"}, cfg.opset)
-    forms = DECODER_FORMS if cfg.tuning_forms else (cfg.decoder_form,)
+    forms = tuple(dict.fromkeys((cfg.decoder_form, *cfg.decoder_forms))) if cfg.tuning_forms else (cfg.decoder_form,)
     if "depth_to_space" in forms:
         d2s = depth_to_space_onnx(onnx.load(str(convt)))
         atomic_write_bytes(decoder_file(run_dir, "depth_to_space", cfg), d2s.SerializeToString())
@@ -301,8 +304,9 @@ def export_onnx(run_dir: str | os.PathLike, cfg: ExportConfig = ExportConfig(), 
     }
     if mcfg.codec:  # the runtime rounds the latent between encoder and decoder (runtime/entropy_codec.py)
         base["edgeae.latent"] = "rounded"
-    if cfg.decoder_form not in DECODER_FORMS:
-        raise EdgeAEError(f"decoder form {cfg.decoder_form!r} is not one of {', '.join(DECODER_FORMS)}")
+    for form in (cfg.decoder_form, *cfg.decoder_forms):
+        if form not in DECODER_FORMS:
+            raise EdgeAEError(f"decoder form {form!r} is not one of {', '.join(DECODER_FORMS)}")
     if mcfg.codec:
         # A codec's decoder runs on rounded latents: no fused graph (it would skip the rounding), so no tuning
         # forms; and its 5×5 ConvTranspose layers stay. Their 3×3 Conv + DepthToSpace form (subpixel_kernel) is
@@ -351,8 +355,8 @@ def _exported_forms(run_dir: Path, cfg: ExportConfig) -> dict[str, tuple[str, Pa
     """Report name → (what it is, file) of every form besides encoder.onnx/decoder.onnx this export wrote."""
     if not cfg.tuning_forms:
         return {}
-    forms = {f"decoder.{f}": ("decoder", run_dir / decoder_form_name(f)) for f in DECODER_FORMS if f != cfg.decoder_form}
-    forms |= {f"fused.{f}": ("fused", run_dir / fused_name(f)) for f in DECODER_FORMS}
+    forms = {f"decoder.{f}": ("decoder", run_dir / decoder_form_name(f)) for f in cfg.decoder_forms if f != cfg.decoder_form}
+    forms |= {f"fused.{f}": ("fused", run_dir / fused_name(f)) for f in dict.fromkeys((cfg.decoder_form, *cfg.decoder_forms))}
     return {name: (kind, path) for name, (kind, path) in forms.items() if path.is_file()}  # no phase form without ConvTranspose
 
 

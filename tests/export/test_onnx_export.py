@@ -173,3 +173,16 @@ def test_subpixel_kernel_equals_every_stride_2_deconvolution_that_doubles_the_si
     with torch.no_grad():
         phases = F.conv2d(F.pad(x, (pads[1], pads[3], pads[0], pads[2])), torch.from_numpy(weight), torch.from_numpy(bias))
         assert (torch.nn.PixelShuffle(2)(phases) - deconv(x)).abs().max() <= 1e-5
+
+
+def test_decoder_forms_chooses_what_the_tuner_gets_and_unknown_forms_are_refused(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    export_onnx(run, ExportConfig(parity_shapes=((1, 32, 32),), decoder_forms=("conv_transpose",)), progress=False)
+    assert sorted(p.name for p in run.glob("*.onnx") if "fp16" not in p.name and "int8" not in p.name) == [
+        "autoencoder.conv_transpose.onnx", "autoencoder.depth_to_space.onnx", "decoder.conv_transpose.onnx",
+        "decoder.onnx", "encoder.onnx"]
+    with pytest.raises(EdgeAEError, match="decoder form 'winograd' is not one of"):
+        export_onnx(run, ExportConfig(decoder_forms=("winograd",)), progress=False)
