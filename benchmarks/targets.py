@@ -169,10 +169,15 @@ def codec_targets(codec: dict) -> list[dict]:
                            worst and worst["delta_db"], 0.0,
                            ", ".join(f"{g['bpp']:.2f} bpp: {g['delta_db']:+.2f}" for g in gaps),
                            f"no codec level between {lo} and {hi} bpp"))
-    for key, what in (("encode_ms", "encode"), ("decode_ms", "decode")):
-        slowest = max(codec["timing"], key=lambda t: t[key])
-        out.append({"target": f"learned codec: {what} ≤ 100 ms per {slowest['frame_size']} frame (slowest level, ms)",
-                    "value": round(slowest[key], 1), "met": bool(slowest[key] <= 100)})
+    from benchmarks.codec import TIMING_BACKENDS
+
+    for section_key, (_, backend) in TIMING_BACKENDS.items():
+        for key, what in (("encode_ms", "encode"), ("decode_ms", "decode")):
+            if section_key not in codec:
+                continue
+            slowest = max(codec[section_key], key=lambda t: t[key])
+            out.append({"target": f"learned codec: {what} ≤ 100 ms per {slowest['frame_size']} frame, {backend} "
+                                  "(slowest level, ms)", "value": round(slowest[key], 1), "met": bool(slowest[key] <= 100)})
     return out
 
 

@@ -45,3 +45,15 @@ def test_markdown_names_each_level_and_a_skipped_section_says_why():
     text = "\n".join(markdown(_section(-20.0, 0.8, 80.0)))
     assert "| codec-q1 | 0.300 | 30.00 |" in text and "vs JPEG -20.0 %" in text
     assert "Skipped: no models" in "\n".join(markdown({"skipped": "no models"}))
+
+
+def test_each_backend_timed_gets_its_own_speed_targets_and_table():
+    section = _section(-20.0, 0.8, 80.0)
+    section["timing_openvino"] = [{**section["timing"][0], "encode_ms": 60.0, "decode_ms": 130.0}]
+    targets = {t["target"]: t for t in codec_targets(section)}
+    assert targets["learned codec: decode ≤ 100 ms per 768x576 frame, ONNX Runtime (slowest level, ms)"]["met"]
+    assert not targets["learned codec: decode ≤ 100 ms per 768x576 frame, OpenVINO (slowest level, ms)"]["met"]
+    text = "\n".join(markdown(section))
+    assert "768x576 frame, ONNX Runtime on 2 threads" in text and "768x576 frame, OpenVINO on 2 threads" in text
+    del section["timing_openvino"]
+    assert not any("OpenVINO" in t["target"] for t in codec_targets(section))
