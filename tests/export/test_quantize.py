@@ -82,6 +82,18 @@ def test_int8_cpu_kernels_compute_what_the_qdq_graph_says(int8_run):
         assert psnr(kernels, reference) >= 40
 
 
+def test_float_nodes_stay_float_and_a_name_not_in_the_encoder_is_refused(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    quantize_run(run, QuantizeConfig(**SMALL, psnr_min=0.0, float_nodes=("node_conv2d_2",)), progress=False)
+    graph = onnx.load(run / "encoder.int8.onnx").graph
+    produced_by = {out: n.op_type for n in graph.node for out in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert [produced_by.get(c.input[1]) for c in convs] == [None, "DequantizeLinear", None, "DequantizeLinear"]
+    with pytest.raises(EdgeAEError, match="float_nodes node_conv9 are not nodes of"):
+        quantize_run(run, QuantizeConfig(**SMALL, float_nodes=("node_conv9",)), progress=False)
+
+
 def test_quantize_refuses_int8_output_below_psnr_min(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
