@@ -175,6 +175,14 @@ def _deconvolution(node: onnx.NodeProto, weights: dict, fix: str) -> tuple[np.nd
     return numpy_helper.to_array(weights[node.input[1]]), bias, {"kernel": kernel[0], "pad": pads[0]}
 
 
+def _replace_weights(weights: dict, node: onnx.NodeProto, kernel: np.ndarray, bias: np.ndarray | None) -> None:
+    """The rewritten Conv's weights under the deconvolution's own initializer names ("3.weight", …)."""
+    from onnx import numpy_helper
+
+    for name, array in zip(node.input[1:], (kernel, bias)):
+        weights[name].CopyFrom(numpy_helper.from_array(array, name))
+
+
 def _finish_rewrite(model: onnx.ModelProto, nodes: list, form: str) -> onnx.ModelProto:
     del model.graph.node[:]
     model.graph.node.extend(nodes)
@@ -194,7 +202,7 @@ def depth_to_space_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
     """The exported decoder with each stride-2 ConvTranspose replaced by its exact Conv + DepthToSpace(2, CRD)
     form (subpixel_kernel): ONNX Runtime runs it with its NCHWc Conv kernels where its ConvTranspose is
     im2col + GEMM, and it quantises to int8."""
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     weights = {t.name: t for t in model.graph.initializer}
     nodes = []
@@ -204,11 +212,9 @@ def depth_to_space_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         weight, bias, attrs = _deconvolution(node, weights, "export with --decoder-form conv_transpose")
         kernel, bias, pads = subpixel_kernel(weight, bias, **attrs)
-        inputs = [node.input[0], f"{node.name}_subpixel_kernel"] + ([f"{node.name}_subpixel_bias"] if bias is not None else [])
-        model.graph.initializer.extend([numpy_helper.from_array(kernel, inputs[1])]
-                                       + ([numpy_helper.from_array(bias, inputs[2])] if bias is not None else []))
+        _replace_weights(weights, node, kernel, bias)
         phases = f"{node.output[0]}_phases"
-        nodes += [helper.make_node("Conv", inputs, [phases], name=f"{node.name}_conv", kernel_shape=list(kernel.shape[2:]),
+        nodes += [helper.make_node("Conv", list(node.input), [phases], name=f"{node.name}_conv", kernel_shape=list(kernel.shape[2:]),
                                    pads=pads, strides=[1, 1]),
                   helper.make_node("DepthToSpace", [phases], list(node.output), name=f"{node.name}_depth_to_space",
                                    blocksize=2, mode="CRD")]
@@ -266,10 +272,8 @@ def phase_onnx(model: onnx.ModelProto) -> onnx.ModelProto:
             raise EdgeAEError(f"cannot rewrite {node.name}: only ConvTranspose kernel 4, stride 2, padding 1 has the "
                               "phase form; export with --decoder-form conv_transpose")
         kernel, bias = phase_kernel(weight, bias)
-        name = node.name
-        inputs = [node.input[0], f"{name}_phase_kernel"] + ([f"{name}_phase_bias"] if bias is not None else [])
-        model.graph.initializer.extend([numpy_helper.from_array(kernel, inputs[1])]
-                                       + ([numpy_helper.from_array(bias, inputs[2])] if bias is not None else []))
+        name, inputs = node.name, list(node.input)
+        _replace_weights(weights, node, kernel, bias)
         model.graph.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), f"{name}_crop_{k}")
                                        for k, v in (("starts", [1, 1]), ("ends", [-1, -1]), ("axes", [2, 3])))
         phases, output = f"{name}_phases", list(node.output)
