@@ -22,9 +22,11 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -144,7 +146,9 @@ class Pipeline:
         self.overlap = all(not s.live for s in sources) if overlap is None else overlap
         # Two sets: the step being post-processed keeps its batch while the next step's is filled.
         self.buffers = (BatchBuffers(ae.info.downsample), BatchBuffers(ae.info.downsample))
-        self._pending: list[tuple[list, np.ndarray, object]] = []  # (frames, batch, Future) of the step in flight
+        # (frames, batch, job) of the step not yet finished; job() returns the reconstruction: a Future's result
+        # with overlap, the inference call itself without.
+        self._pending: list[tuple[list, np.ndarray, Callable[[], np.ndarray]]] = []
         self.timer = StageTimer()
         self.event_counts: Counter = Counter()
         self.frames_done: Counter = Counter()
@@ -164,7 +168,7 @@ class Pipeline:
         with logging_redirect_tqdm([logging.getLogger("edgeae")]), \
                 tqdm(total=total or None, unit="frame", desc=f"run {self.task.name}",
                      disable=None if self.progress else True) as bar, \
-                ThreadPoolExecutor(1, thread_name_prefix="edgeae-infer") as inference:
+                (ThreadPoolExecutor(1, thread_name_prefix="edgeae-infer") if self.overlap else nullcontext()) as inference:
             try:
                 while active and not self.sinks.stop_requested:
                     with self.timer.stage("decode"):
@@ -213,14 +217,14 @@ class Pipeline:
                         "from": list(previous), "to": list(size)})
         self._sizes[frame.source] = size
 
-    def _step(self, frames: list, inference: ThreadPoolExecutor) -> None:
+    def _step(self, frames: list, inference: ThreadPoolExecutor | None) -> None:
         """Preprocess and submit this step; without overlap finish it, with overlap finish the previous one."""
         groups = group_by_size(frames)
         buffers = self.buffers[self.timer.steps % 2]
         with self.timer.stage("preprocess"):
             batches = [buffers.fill([f.image for f in group]) for group in groups]
-        submitted = [(group, batch, inference.submit(self.ae.reconstruct_batch, batch))
-                     for group, batch in zip(groups, batches)]
+        submitted = [(group, batch, inference.submit(self.ae.reconstruct_batch, batch).result if self.overlap
+                      else partial(self.ae.reconstruct_batch, batch)) for group, batch in zip(groups, batches)]
         # Capture events go after the previous step's frames and before this step's: a `gap` precedes the first
         # frame after it, a `source_end` follows the source's last frame.
         if self.overlap:
@@ -234,11 +238,11 @@ class Pipeline:
         self.timer.steps += 1
 
     def _finish_pending(self) -> None:
-        """Wait for the step in flight (the "infer" stage is that wait), then its task and sinks."""
+        """Infer the pending step (with overlap: wait for it), then its task and sinks."""
         pending, self._pending = self._pending, []
-        for group, batch, future in pending:
+        for group, batch, job in pending:
             with self.timer.stage("infer"):
-                recon = future.result()
+                recon = job()
             with self.timer.stage("postprocess"):
                 results = self.task.process(group, batch, recon, self.sinks.draw)
             with self.timer.stage("write"):

@@ -416,9 +416,9 @@ class Tuner:
         return ready
 
     def record(self, name: str, ready: list[Candidate], inputs: list[np.ndarray], rounds: int, warmup: int,
-               **stage_fields) -> list[Measured]:
+               began: float, **stage_fields) -> list[Measured]:
         """Time `ready` on `inputs` in interleaved rounds (lower quartiles), score each against the baseline on the
-        scored shapes, and record the stage; returns its candidates fastest first."""
+        scored shapes, and record the stage with its seconds since `began`; returns its candidates fastest first."""
         ms: dict[Candidate, dict[str, float]] = {c: {} for c in ready}
         for x in inputs:
             quartiles = lower_quartiles({c: (lambda ae=self.loaded[c], x=x: ae.reconstruct_batch(x)) for c in ready},
@@ -429,7 +429,7 @@ class Tuner:
         measured = sorted((Measured(c, name, m, float(np.exp(np.mean([np.log(m[k] / ref[k]) for k in scored]))))
                            for c, m in ms.items()), key=lambda m: m.score)
         self.stages.append({"stage": name, "rounds": rounds, **stage_fields,
-                            "candidates": [m.to_dict() for m in measured]})
+                            "seconds": round(time.perf_counter() - began, 1), "candidates": [m.to_dict() for m in measured]})
         self.measured += measured
         return measured
 
@@ -443,8 +443,7 @@ class Tuner:
                 self.loaded[candidate].reconstruct_batch(x)
         share = max(0.0, self.deadline - time.perf_counter()) / max(1, stages_left)
         rounds = int(min(self.cfg.max_rounds, max(self.cfg.min_rounds, share / max(time.perf_counter() - start, 1e-6))))
-        measured = self.record(name, ready, self.inputs, rounds, warmup=0)
-        self.stages[-1]["seconds"] = round(time.perf_counter() - began, 1)
+        measured = self.record(name, ready, self.inputs, rounds, warmup=0, began=began)
         for candidate in [c for c in self.loaded if c not in (self.baseline, measured[0].candidate, *keep)]:
             self.loaded.pop(candidate).close()
         return measured[0]
@@ -457,9 +456,8 @@ class Tuner:
         if not small:
             return None
         began = time.perf_counter()
-        measured = self.record(SMALL_STAGE, self.ready(candidates), small, rounds, warmup=3,
+        measured = self.record(SMALL_STAGE, self.ready(candidates), small, rounds, warmup=3, began=began,
                                shapes=[shape_key(x.shape) for x in small])
-        self.stages[-1]["seconds"] = round(time.perf_counter() - began, 1)
         return measured[0]
 
     def close(self) -> None:
