@@ -13,7 +13,6 @@ rounding + range coding, decode = range decoding + synthesis transform, with the
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import time
 from pathlib import Path
@@ -107,8 +106,10 @@ def run(footage_frames: list[np.ndarray], threads: int, seed_run: Path | None = 
     section = {"levels": [str(p) for p in levels], "threads": threads,
                "sets": {name: rate_distortion(levels, frames, threads, seed_run) for name, frames in sets.items()}}
     frame = next((f for f in footage_frames if f.shape[:2] == (576, 768)), footage_frames[0])
+    from edgeae.runtime.tuning import runtime_version
+
     for key, (backend, _) in TIMING_BACKENDS.items():
-        if importlib.util.find_spec(backend) is not None:
+        if runtime_version(backend) is not None:  # installed here
             section[key] = [timing(level, frame, threads, backend) for level in levels]
     return section
 
