@@ -1,6 +1,7 @@
-"""Latency: PyTorch eager and torch.compile as references, then every runtime backend and the tuned default
-(`Autoencoder.load(RUN)`: what RUN/tuning.json picked on this machine), same inputs; and every candidate the
-tuner tried, re-timed at each frame size in interleaved rounds, so the pick can be checked against the best."""
+"""Latency: PyTorch eager and torch.compile as references and the tuned default (`Autoencoder.load(RUN)`: what
+RUN/tuning.json picked on this machine), timed side by side in interleaved rounds; then every runtime backend,
+same inputs; and every candidate the tuner tried, re-timed at each frame size in interleaved rounds, so the pick
+can be checked against the best."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import torch
 
 from benchmarks.context import Context
 from edgeae.runtime.autoencoder import Autoencoder
-from edgeae.runtime.benchmark import TUNED, full_model, latency_shapes, open_tuned, open_variants, random_input, time_call
+from edgeae.runtime.benchmark import (TUNED, full_model, interleaved_rows, latency_shapes, open_tuned, open_variants,
+                                      random_input, time_call)
 from edgeae.runtime.tuning import Candidate, interleaved_medians, read_sidecar, shape_key
 from edgeae.training.train import load_model
 
@@ -21,24 +23,24 @@ def _timing(ctx: Context) -> dict:
     return {"warmup": 2 if quick else 5, "min_reps": 5 if quick else 20, "budget_s": 0.3 if quick else 2.0}
 
 
-def _torch_rows(model: torch.nn.Module, shapes: list, ctx: Context) -> list[dict]:
-    rows = []
+def _side_by_side(model: torch.nn.Module, tuned: Autoencoder, shapes: list, ctx: Context,
+                  compile_too: bool) -> dict[str, list[dict]]:
+    """PyTorch eager, torch.compile and the tuned default, the three the issue's targets compare, timed in the
+    same interleaved rounds at each shape (benchmark.interleaved_rows): timed one after another, a change of load
+    on a shared machine between them moved a ratio by up to 20 % (make bench, 2026-11-28)."""
+    rows: dict[str, list[dict]] = {EAGER: []} | ({COMPILED: []} if compile_too else {}) | {TUNED: []}
     with torch.inference_mode():
         for shape in shapes:
-            x = torch.from_numpy(random_input(shape))
-            rows.append(time_call(lambda: model(x), **_timing(ctx)))
-    return rows
-
-
-def _compiled_rows(model: torch.nn.Module, shapes: list, ctx: Context) -> list[dict]:
-    rows = []
-    for shape in shapes:
-        torch._dynamo.reset()  # one static graph per shape: the fastest kernels, not one dynamic graph
-        compiled = torch.compile(model)
-        x = torch.from_numpy(random_input(shape))
-        with torch.inference_mode():
-            compiled(x)  # compile outside the timed region
-            rows.append(time_call(lambda: compiled(x), **_timing(ctx)))
+            x = random_input(shape)
+            xt = torch.from_numpy(x)
+            fns = {EAGER: lambda: model(xt), TUNED: full_model(tuned, x)}
+            if compile_too:
+                torch._dynamo.reset()  # one static graph per shape: the fastest kernels, not one dynamic graph
+                compiled = torch.compile(model)
+                compiled(xt)  # compile outside the timed region
+                fns[COMPILED] = lambda: compiled(xt)
+            for label, row in interleaved_rows(fns, **_timing(ctx)).items():
+                rows[label].append(row)
     return rows
 
 
@@ -47,14 +49,15 @@ def latency(ctx: Context) -> dict:
     run = ctx.runs["seed"]
     model, _, _ = load_model(run)
     shapes = [(n, 3, h, w) for n, h, w in latency_shapes(ctx.cfg.quick)]
-    results: dict[str, dict] = {EAGER: {"rows": _torch_rows(model, shapes, ctx)}}
+    tuned, _ = open_tuned(run)  # its own tuned threads, not ctx.threads
+    tuned_form = tuned.describe()
+    side = _side_by_side(model, tuned, shapes, ctx, compile_too=not ctx.cfg.quick)
+    tuned.close()
+    results: dict[str, dict] = {label: {"rows": rows} for label, rows in side.items()}
     if ctx.cfg.quick:
-        results[COMPILED] = {"skipped": "quick mode: torch.compile needs 15-40 s per shape to compile on 2 cores"}
-    else:
-        results[COMPILED] = {"rows": _compiled_rows(model, shapes, ctx)}
+        results = {EAGER: results[EAGER], COMPILED: {"skipped": "quick mode: torch.compile needs 15-40 s per shape "
+                                                                "to compile on 2 cores"}, TUNED: results[TUNED]}
     loaded, skipped = open_variants(run, ctx.threads)
-    loaded[TUNED], _ = open_tuned(run)  # its own tuned threads, not ctx.threads
-    tuned_form = loaded[TUNED].describe()
     for label, ae in loaded.items():
         results[label] = {"rows": [time_call(full_model(ae, random_input(s)), **_timing(ctx)) for s in shapes]}
         ae.close()
@@ -66,6 +69,7 @@ def latency(ctx: Context) -> dict:
                        speedup_vs_eager=ref["p50_ms"] / row["p50_ms"])
     return {"model": "full (encoder + decoder), float32 NCHW in and out", "threads": ctx.threads,
             "shapes": [list(s) for s in shapes], "backends": results, "tuned": tuned_form,
+            "side_by_side": [EAGER, COMPILED, TUNED] if not ctx.cfg.quick else [EAGER, TUNED],
             "candidates": candidate_latency(run, [s for s in shapes if s[2] > 32], ctx)}
 
 

@@ -103,7 +103,10 @@ def md_latency(latency: dict) -> list[str]:
                r["reps"]] for k, v in measured.items() for r in v["rows"]]
     skipped = [_skipped(k, v) for k, v in latency["backends"].items() if "skipped" in v]
     tuned = f" *tuned default*: {latency['tuned']}." if latency.get("tuned") else ""
-    return lines + [f"{latency['threads']} threads; speed-up = PyTorch eager p50 / backend p50.{tuned}", ""] + \
+    side = latency.get("side_by_side")
+    side = f" {', '.join(side)}: timed in the same interleaved rounds (the targets' ratios); the others one after another." \
+        if side else ""
+    return lines + [f"{latency['threads']} threads; speed-up = PyTorch eager p50 / backend p50.{tuned}{side}", ""] + \
         _table(header, rows) + skipped + ["", "<details><summary>p50 / p90 / p99 and throughput</summary>", ""] + \
         _table(["backend", "input", "p50 ms", "p90 ms", "p99 ms", "items/s", "reps"], detail) + ["</details>", ""] + \
         md_candidates(latency.get("candidates", {}))

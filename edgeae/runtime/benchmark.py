@@ -7,6 +7,7 @@ left out silently and never given a number.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -148,6 +149,30 @@ def time_call(fn: Callable[[], object], warmup: int = 3, min_reps: int = 10, max
     p50, p90, p99 = np.percentile(times, [50, 90, 99])
     return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(np.mean(times)),
             "reps": len(times)}
+
+
+def interleaved_rows(fns: dict[str, Callable[[], object]], warmup: int = 3, min_reps: int = 10,
+                     max_reps: int = 300, budget_s: float = 2.0, block: int = 5) -> dict[str, dict]:
+    """time_call's statistics for several callables timed in the same rounds (tuning.interleaved_times: in each
+    round every callable runs one untimed call then `block` timed ones, the order rotating), so that load from
+    other processes on a shared machine falls on all of them alike and their ratios stay fair. Reps per
+    callable: as many as fit in budget_s, within [min_reps, max_reps], rounded up to whole blocks."""
+    from edgeae.runtime.tuning import interleaved_times
+
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    t0 = time.perf_counter()
+    for fn in fns.values():
+        fn()
+    round_s = max(time.perf_counter() - t0, 1e-6)
+    reps = min(max_reps, max(min_reps, budget_s * len(fns) / round_s))
+    rows = {}
+    for name, times in interleaved_times(fns, math.ceil(reps / block), warmup=0, block=block).items():
+        p50, p90, p99 = np.percentile(times, [50, 90, 99])
+        rows[name] = {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(np.mean(times)),
+                      "reps": len(times), "interleaved_block": block}
+    return rows
 
 
 def random_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

@@ -227,8 +227,13 @@ def lower_quartiles(fns: dict[str, Callable[[], object]], rounds: int, warmup: i
     return {name: float(np.percentile(t, 25)) for name, t in interleaved_times(fns, rounds, warmup).items()}
 
 
-def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Every round's ms of each callable, all of them timed in turn within every round (the order rotating)."""
+def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
+                      block: int = 1) -> dict[str, list[float]]:
+    """Every round's ms of each callable, all of them timed in turn within every round (the order rotating).
+    block > 1: each turn is one untimed call and then `block` timed ones. The untimed call absorbs what the
+    previous callable left behind: PyTorch's OpenMP threads keep spinning after a call and slowed the next
+    runtime's call at 576×768 from 27.7 to 32.0 ms (AMD EPYC, 2 threads, 2026-11-28); with blocks of 5 it
+    measured 28.1 ms, its time when run alone."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -236,9 +241,12 @@ def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int, warmup:
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter_ns()
-            fns[name]()
-            times[name].append((time.perf_counter_ns() - start) / 1e6)
+            if block > 1:
+                fns[name]()
+            for _ in range(block):
+                start = time.perf_counter_ns()
+                fns[name]()
+                times[name].append((time.perf_counter_ns() - start) / 1e6)
     return times
 
 
