@@ -143,8 +143,9 @@ bench: install
 
 # The Triton server's environment ('edgeae serve'). nvidia-pytriton's backend stub links libpython3.X.so and
 # imports the interpreter's stdlib, so it needs a shared-build Python (edgeae/serve/host.py says which here;
-# SERVE_BASE_PYTHON overrides the pick), and it pins numpy < 2: hence a venv of its own. Its ONNX Runtime is
-# .venv's version, so served outputs equal local ones to the bit.
+# SERVE_BASE_PYTHON overrides the pick), and it pins numpy < 2: hence a venv of its own. Its ONNX Runtime and
+# OpenVINO are .venv's versions, so the server runs the form the tuner picked here (RUN/tuning.json is keyed by
+# runtime version) and served outputs equal local ones to the bit.
 SERVE_VENV        ?= .venv-serve
 SERVE_BASE_PYTHON ?=
 SERVE_PY          := $(SERVE_VENV)/bin/python
@@ -154,6 +155,7 @@ $(SERVE_VENV)/.installed: pyproject.toml $(VENV)/.installed
 	  test -x $(SERVE_PY) || "$$base" -m venv $(SERVE_VENV)
 	$(SERVE_PY) -m pip install -q --upgrade pip
 	$(SERVE_PY) -m pip install -q "nvidia-pytriton==0.7.0" "onnxruntime==$$($(PY) -c 'import onnxruntime; print(onnxruntime.__version__)')" \
+	  "openvino==$$($(PY) -c 'import importlib.metadata as m; print(m.version("openvino"))')" \
 	  opencv-python-headless tqdm zstandard constriction
 	$(SERVE_PY) -m pip install -q --no-deps -e .
 	$(PY) -m edgeae.serve.host $(SERVE_PY)

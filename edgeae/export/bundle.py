@@ -46,6 +46,7 @@ from edgeae.runtime.run_files import PRECISIONS, ROLES, form_names, onnx_path
 TARGETS = ("jetson", "gpu", "cpu", "server")
 # target server: Triton Inference Server for many cameras' clients (edgeae serve), its own install script and unit.
 SERVER_TEMPLATES = {"install.sh": "install_server.sh", "edgeae.service.in": "edgeae-serve.service.in"}
+OPENVINO_REQUIREMENT = "openvino>=2026.4"  # pyproject.toml's [openvino] extra
 SERVER_ARGS = "--address 0.0.0.0"  # a central server serves the site's network; install.sh --serve-args overrides
 SIDE_FILES = ("anomaly.json", "anomaly_reference.npy", "config.json", "export_config.json", "export_report.json",
               ENTROPY_TABLES)
@@ -178,12 +179,20 @@ def requirement_lines(requirements: list[str]) -> str:
     return "\n".join(lines)
 
 
+def optional_requirements(cfg: DeployConfig) -> list[str]:
+    """Runtimes install.sh tries and may go without: OpenVINO where the device runs on its CPU (cpu, server), as a
+    candidate of the tuner that install.sh runs (issue 11: it is 1.4-1.5× ONNX Runtime on the AMD EPYC). jetson and
+    gpu run TensorRT."""
+    return [OPENVINO_REQUIREMENT] if cfg.target in ("cpu", "server") else []
+
+
 def render_install_script(name: str, cfg: DeployConfig, requirements: list[str]) -> str:
     """install.sh with every deploy value one line and shell-quoted (REQUIREMENTS is a quoted here-document)."""
     text = (TEMPLATES / template(cfg, "install.sh")).read_text()
     values = {"NAME_Q": shlex.quote(name), "SOURCE_Q": shlex.quote(cfg.source), "TARGET_Q": shlex.quote(cfg.target),
               "TASK_Q": shlex.quote(cfg.task), "VENV_FLAGS": "" if cfg.target == "cpu" else "--system-site-packages",
-              "REQUIREMENTS": requirement_lines(requirements), "SERVE_ARGS_Q": shlex.quote(SERVER_ARGS)}
+              "REQUIREMENTS": requirement_lines(requirements), "SERVE_ARGS_Q": shlex.quote(SERVER_ARGS),
+              "OPTIONAL_REQUIREMENTS": "\n".join(optional_requirements(cfg))}
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
     return text

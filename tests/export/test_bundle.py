@@ -272,3 +272,12 @@ def test_installed_bundle_builds_engines_and_runs_on_footage_without_torch(archi
     assert result.returncode == 0, result.stderr
     scored = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "frame"]
     assert len(scored) == 30 and all(e["frame"] >= 0 for e in scored)
+
+
+@pytest.mark.parametrize("target, tries_openvino", [("cpu", True), ("server", True), ("jetson", False), ("gpu", False)])
+def test_cpu_and_server_installers_try_openvino_for_the_tuner_without_requiring_it(target, tries_openvino):
+    script = bundle.render_install_script("x", DeployConfig(target=target), ["numpy>=1.24"])
+    optional = script.split("<<'OPTIONAL_REQUIREMENTS'\n", 1)[1].split("\nOPTIONAL_REQUIREMENTS", 1)[0]
+    assert optional.split() == ([bundle.OPENVINO_REQUIREMENT] if tries_openvino else [])
+    assert '|| echo "install.sh: optional $spec not installed here' in script  # a failed optional install goes on
+    assert "@OPTIONAL_REQUIREMENTS@" not in script
