@@ -4,13 +4,18 @@
 
 How the cameras are simulated (said in the report too): each camera is a thread in this process that replays
 frames of the footage (resized to --size, default 640×480) at --fps (default 10). Frame i is due at
-t0 + i/fps; the camera sends it through the same client path as `edgeae run --backend triton` (preprocessed
-here, one HTTP request to `<run>-reconstruct`, the `triton` backend behind a ServerLink) and waits for the
-answer. A camera that is still waiting when later frames fall due skips to the newest one, as a live
-source does (counted as `skipped`, the camera overrun); a frame the server cannot take is `dropped` (a
-`dropped` event). Throughput is answered frames per second over the measured seconds; latency is request
-to answer. Every N in --cameras is run against a server with dynamic batching (--max-batch, --queue-delay-us)
-and against one serving batch 1 (max batch 1: every request alone), same instances and threads.
+t0 + i/fps; the camera sends it and waits for the answer. Two kinds of camera client (--kinds), each over the
+same ServerLink as `edgeae run --backend triton` (reconnect, `dropped` events):
+  reconstruct  the client path of `edgeae run --backend triton`: preprocessed here, float32 NCHW to
+               `<run>-reconstruct`, the float32 reconstruction back (the client keeps the task);
+  anomaly      `edgeae run --backend triton --score-on-server`: the uint8 BGR frame as captured to
+               `<run>-anomaly`, its score and reduced map back (the server scores): a quarter of the bytes in,
+               a small answer out.
+A camera that is still waiting when later frames fall due skips to the newest one, as a live source does
+(counted as `skipped`, the camera overrun); a frame the server cannot take is `dropped` (a `dropped` event).
+Throughput is answered frames per second over the measured seconds; latency is request to answer. Every N in
+--cameras is run against a server with dynamic batching (--max-batch, --queue-delay-us) and against one
+serving batch 1 (max batch 1: every request alone), same instances and threads.
 Traffic goes to 127.0.0.1 only; counts and times are bounded by --cameras, --seconds and --frames.
 """
 
@@ -34,9 +39,11 @@ from edgeae.errors import EdgeAEError
 from edgeae.runtime.tasks.base import FrameResult
 
 CAMERAS = (1, 2, 4, 8, 16)
+KINDS = ("reconstruct", "anomaly")
 SIMULATION = ("threads in one client process replaying {footage} at {fps:g} fps, {w}x{h}, each sending one frame "
-              "per request through the triton backend (float32 NCHW, as `edgeae run --backend triton`) and waiting "
-              "for the answer; a camera still waiting when newer frames fall due skips to the newest (`skipped`)")
+              "per request and waiting for the answer: `reconstruct` float32 NCHW in and out, as `edgeae run "
+              "--backend triton`; `anomaly` the uint8 BGR frame in, score and reduced map out, as with --score-on-server; a "
+              "camera still waiting when newer frames fall due skips to the newest (`skipped`)")
 
 
 class ReceiveTask:
@@ -72,6 +79,25 @@ class CameraLog:
     error: str = ""
 
 
+def frame_sender(client):
+    """image → the server's answer (None: dropped), for a serve.client.RemoteModel or ServerScorer."""
+    if getattr(client, "takes_frames", False):  # ServerScorer: the frame as captured, scored on the server
+        return lambda image: client.reconstruct_batch(image[None])
+    from edgeae.runtime.pipeline import BatchBuffers
+
+    buffers = BatchBuffers(client.info.downsample)
+    return lambda image: client.reconstruct_batch(buffers.fill([image]))
+
+
+def open_client(kind: str, run: str, url: str):
+    """The client path of `edgeae run --backend triton` (anomaly: with --score-on-server)."""
+    from edgeae.runtime.sources import CaptureOptions
+    from edgeae.serve.client import RemoteModel, ServerScorer
+
+    options = CaptureOptions(reconnect_timeout_s=0)
+    return (ServerScorer if kind == "anomaly" else RemoteModel).load(run, url, options=options)
+
+
 def read_frames(footage: str, count: int, size: tuple[int, int] | None) -> list[np.ndarray]:
     """`count` frames of the footage, resized to size (h, w) with INTER_AREA; None: native size."""
     from edgeae.runtime.sources import iter_video
@@ -84,12 +110,12 @@ def read_frames(footage: str, count: int, size: tuple[int, int] | None) -> list[
 
 def run_camera(name: str, model, frames: list[np.ndarray], fps: float, stop: threading.Event,
                log: CameraLog, keep: int = 0, max_frames: int = 0) -> None:
-    """Replay `frames` at `fps` through `model` (a serve.client.RemoteModel) until `stop` (or max_frames)."""
-    from edgeae.runtime.pipeline import BatchBuffers
+    """Replay `frames` at `fps` through `model` (a serve.client.RemoteModel or ServerScorer) until `stop`
+    (or max_frames)."""
     from edgeae.serve.client import GapAwareTask
 
     task = GapAwareTask(ReceiveTask(), model.link)
-    buffers = BatchBuffers(model.info.downsample)
+    send = frame_sender(model)
     start, i = time.perf_counter(), 0
     try:
         while not stop.is_set() and (not max_frames or i < max_frames):
@@ -101,14 +127,13 @@ def run_camera(name: str, model, frames: list[np.ndarray], fps: float, stop: thr
                 log.skipped.extend(range(i, due))
                 i = due
             frame = SimFrame(frames[i % len(frames)], i, name)
-            batch = buffers.fill([frame.image])
             sent = time.perf_counter()
-            recon = model.reconstruct_batch(batch)
-            if recon is not None:
+            answer = send(frame.image)
+            if answer is not None:
                 log.latencies_ms.append(1000 * (time.perf_counter() - sent))
                 if i < keep:
-                    log.outputs[i] = recon.copy()
-            for result in task.process([frame], batch, recon, draw=False):
+                    log.outputs[i] = answer.copy()
+            for result in task.process([frame], None, answer, draw=False):
                 for event in result.events:
                     log.events.append(event)
                     if event["event"] == "frame":
@@ -125,12 +150,9 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def measure(run: str, url: str, frames: list[np.ndarray], cameras: int, fps: float, seconds: float,
-            warmup_s: float = 1.0) -> dict:
-    """`cameras` simulated cameras for warmup + `seconds`; the numbers cover the last `seconds` only."""
-    from edgeae.runtime.sources import CaptureOptions
-    from edgeae.serve.client import RemoteModel
-
-    models = [RemoteModel.load(run, url, options=CaptureOptions(reconnect_timeout_s=0)) for _ in range(cameras)]
+            warmup_s: float = 1.0, kind: str = "reconstruct") -> dict:
+    """`cameras` simulated cameras of `kind` for warmup + `seconds`; the numbers cover the last `seconds` only."""
+    models = [open_client(kind, run, url) for _ in range(cameras)]
     logs = [CameraLog(f"camera{c}") for c in range(cameras)]
     stop = threading.Event()
     threads = [threading.Thread(target=run_camera, args=(log.name, m, frames, fps, stop, log), daemon=True)
@@ -163,6 +185,7 @@ class LoadTestConfig:
     run: str
     footage: str = "data/opencv/vtest.avi"
     cameras: tuple[int, ...] = CAMERAS
+    kinds: tuple[str, ...] = KINDS
     fps: float = 10.0
     seconds: float = 4.0
     size: tuple[int, int] | None = (480, 640)
@@ -179,12 +202,17 @@ def load_test(cfg: LoadTestConfig, progress=print) -> dict:
     from edgeae.serve import launch
     from edgeae.serve.config import ServeConfig
 
+    from edgeae.runtime.tasks.anomaly import CALIBRATION_FILE
+
+    if "anomaly" in cfg.kinds and not (Path(cfg.run) / CALIBRATION_FILE).is_file():
+        raise EdgeAEError(f"{cfg.run} is not calibrated, so its server has no anomaly model: run 'edgeae calibrate "
+                          f"{cfg.run} --data FOOTAGE' or pass --kinds reconstruct")
     load_at_start = os.getloadavg()  # other work on the machine: the numbers are measured under it
     report = launch.serve_python(cfg.serve_python)
     frames = read_frames(cfg.footage, cfg.frames, cfg.size)
     h, w = frames[0].shape[:2]
     modes = {"dynamic batching": (cfg.max_batch, cfg.queue_delay_us), "batch 1": (1, 0)}
-    results = {}
+    results: dict[str, dict] = {kind: {} for kind in cfg.kinds}
     for mode, (max_batch, delay) in modes.items():
         http, grpc, metrics = launch.free_ports(3)
         serve_cfg = ServeConfig(runs=(cfg.run,), http_port=http, grpc_port=grpc, metrics_port=metrics,
@@ -192,19 +220,20 @@ def load_test(cfg: LoadTestConfig, progress=print) -> dict:
         server = launch.start(serve_cfg, report)
         try:
             info = server.wait_ready()
-            rows = []
-            for n in cfg.cameras:
-                progress(f"serve bench: {mode}, {n} camera(s) …")
-                rows.append(measure(cfg.run, server.url, frames, n, cfg.fps, cfg.seconds))
+            for kind in cfg.kinds:
+                rows = []
+                for n in cfg.cameras:
+                    progress(f"serve bench: {kind}, {mode}, {n} camera(s) …")
+                    rows.append(measure(cfg.run, server.url, frames, n, cfg.fps, cfg.seconds, kind=kind))
+                results[kind][mode] = {"max_batch": max_batch, "queue_delay_us": delay,
+                                       "form": info["models"][0]["form"], "rows": rows}
         finally:
             server.stop()
-        results[mode] = {"max_batch": max_batch, "queue_delay_us": delay, "form": info["models"][0]["form"],
-                         "rows": rows}
-    speedups = []
-    for dyn, one in zip(results["dynamic batching"]["rows"], results["batch 1"]["rows"]):
-        speedups.append({"cameras": dyn["cameras"],
-                         "throughput_x": round(dyn["frames_per_s"] / one["frames_per_s"], 2) if one["frames_per_s"] else None,
-                         "p99_dynamic_ms": dyn["p99_ms"], "p99_batch1_ms": one["p99_ms"]})
+    speedups = {kind: [{"cameras": dyn["cameras"],
+                        "throughput_x": round(dyn["frames_per_s"] / one["frames_per_s"], 2) if one["frames_per_s"] else None,
+                        "p99_dynamic_ms": dyn["p99_ms"], "p99_batch1_ms": one["p99_ms"]}
+                       for dyn, one in zip(by_mode["dynamic batching"]["rows"], by_mode["batch 1"]["rows"])]
+                for kind, by_mode in results.items()}
     import edgeae
     from edgeae.runtime.tuning import cpu_info
 
@@ -213,7 +242,7 @@ def load_test(cfg: LoadTestConfig, progress=print) -> dict:
             "edgeae": edgeae.__version__, "run": cfg.run, "frame_size": [h, w], "fps_per_camera": cfg.fps,
             "seconds_per_point": cfg.seconds, "instances": cfg.instances,
             "simulation": SIMULATION.format(footage=Path(cfg.footage).name, fps=cfg.fps, w=w, h=h),
-            "modes": results, "speedup": speedups}
+            "kinds": results, "speedup": speedups}
 
 
 def plot(result: dict, path: str) -> None:
@@ -222,20 +251,23 @@ def plot(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for mode, data in result["modes"].items():
-        n = [r["cameras"] for r in data["rows"]]
-        left.plot(n, [r["frames_per_s"] for r in data["rows"]], marker="o", label=mode)
-        right.plot(n, [r["p99_ms"] or float("nan") for r in data["rows"]], marker="o", label=mode)
-    n = [r["cameras"] for r in result["modes"]["batch 1"]["rows"]]
-    left.plot(n, [c * result["fps_per_camera"] for c in n], ls=":", color="grey", label="offered")
-    for ax, label in ((left, "answered frames/s"), (right, "p99 latency (ms)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(n, [str(x) for x in n])
-        ax.set_xlabel("simulated cameras")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
+    kinds = list(result["kinds"])
+    fig, axes = plt.subplots(len(kinds), 2, figsize=(10, 4 * len(kinds)), squeeze=False)
+    for (left, right), kind in zip(axes, kinds):
+        modes = result["kinds"][kind]
+        for mode, data in modes.items():
+            n = [r["cameras"] for r in data["rows"]]
+            left.plot(n, [r["frames_per_s"] for r in data["rows"]], marker="o", label=mode)
+            right.plot(n, [r["p99_ms"] or float("nan") for r in data["rows"]], marker="o", label=mode)
+        n = [r["cameras"] for r in modes["batch 1"]["rows"]]
+        left.plot(n, [c * result["fps_per_camera"] for c in n], ls=":", color="grey", label="offered")
+        for ax, label in ((left, f"{kind}: answered frames/s"), (right, f"{kind}: p99 latency (ms)")):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(n, [str(x) for x in n])
+            ax.set_xlabel("simulated cameras")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend()
     h, w = result["frame_size"]
     fig.suptitle(f"edgeae serve on {result['cpu'].split(';')[0]}: {w}x{h} at {result['fps_per_camera']:g} fps per camera")
     fig.tight_layout()
@@ -246,13 +278,17 @@ def plot(result: dict, path: str) -> None:
 def format_result(result: dict) -> str:
     lines = [f"edgeae serve load test, {result['date']}, {result['cpu']}, load average at start "
              f"{result['load_average_at_start'][0]} (other work shares the cores)", f"cameras: {result['simulation']}",
-             f"{'mode':18} {'cameras':>7} {'offered':>8} {'frames/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'dropped':>8} {'skipped':>8}"]
-    for mode, data in result["modes"].items():
-        for r in data["rows"]:
-            lines.append(f"{mode:18} {r['cameras']:7d} {r['offered_fps']:8.1f} {r['frames_per_s']:9.2f} "
-                         f"{r['p50_ms'] or 0:8.1f} {r['p99_ms'] or 0:8.1f} {r['dropped']:8d} {r['skipped']:8d}")
-    lines.append("dynamic batching vs batch 1: " + ", ".join(f"{s['cameras']} cam {s['throughput_x']}×"
-                                                          for s in result["speedup"]))
+             f"{'kind':12} {'mode':18} {'cameras':>7} {'offered':>8} {'frames/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+             f"{'dropped':>8} {'skipped':>8}"]
+    for kind, modes in result["kinds"].items():
+        for mode, data in modes.items():
+            for r in data["rows"]:
+                lines.append(f"{kind:12} {mode:18} {r['cameras']:7d} {r['offered_fps']:8.1f} {r['frames_per_s']:9.2f} "
+                             f"{r['p50_ms'] or 0:8.1f} {r['p99_ms'] or 0:8.1f} {r['dropped']:8d} {r['skipped']:8d}")
+    for kind, rows in result["speedup"].items():
+        lines.append(f"{kind}: dynamic batching vs batch 1: " + ", ".join(f"{s['cameras']} cam {s['throughput_x']}×"
+                                                                          for s in rows))
+    lines.append(f"server form: {next(iter(next(iter(result['kinds'].values())).values()))['form']}")
     return "\n".join(lines)
 
 
@@ -279,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True, help="exported run folder to serve")
     parser.add_argument("--footage", default=LoadTestConfig.footage)
     parser.add_argument("--cameras", default=",".join(map(str, CAMERAS)), help="camera counts, comma-separated")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="camera clients, comma-separated: "
+                        "reconstruct (float32, as edgeae run --backend triton), anomaly (uint8 frame in, score out)")
     parser.add_argument("--fps", type=float, default=LoadTestConfig.fps, help="frames per second per camera")
     parser.add_argument("--seconds", type=float, default=LoadTestConfig.seconds, help="measured seconds per point")
     parser.add_argument("--size", type=parse_size, default=(480, 640), help="WxH the frames are resized to, or native")
@@ -291,9 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", help="write the throughput/latency plot here (PNG)")
     args = parser.parse_args(argv)
     cameras = tuple(int(c) for c in args.cameras.split(","))
+    kinds = tuple(args.kinds.split(","))
+    if not kinds or set(kinds) - set(KINDS):
+        parser.error(f"--kinds: comma-separated from {', '.join(KINDS)}")
     if not cameras or min(cameras) < 1 or max(cameras) > 64 or not 0 < args.seconds <= 60 or not 0 < args.fps <= 60:
         parser.error("cameras 1-64, seconds (0, 60], fps (0, 60]: the load test stays bounded")
-    cfg = LoadTestConfig(run=args.run, footage=args.footage, cameras=cameras, fps=args.fps, seconds=args.seconds,
+    cfg = LoadTestConfig(run=args.run, footage=args.footage, cameras=cameras, kinds=kinds, fps=args.fps, seconds=args.seconds,
                          size=args.size, max_batch=args.max_batch, queue_delay_us=args.queue_delay_us,
                          instances=args.instances, threads=args.threads, serve_python=args.serve_python)
     try:

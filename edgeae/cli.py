@@ -186,10 +186,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                     out_frames=args.out_frames or "", events=args.events or "", show=args.show,
                     side_by_side=args.side_by_side, max_frames=args.max_frames,
                     reconnect_timeout=args.reconnect_timeout, threshold=args.threshold, out_maps=args.out_maps or "")
+    if args.score_on_server and args.backend != "triton":
+        raise EdgeAEError("--score-on-server sends frames to a Triton server: add --backend triton --server HOST:PORT")
     if args.backend == "triton":  # the model on a Triton server; sources, task and sinks stay here
         from edgeae.serve.client import RemoteRunConfig, run
 
-        cfg = RemoteRunConfig.of(cfg, server=args.server)
+        cfg = RemoteRunConfig.of(cfg, server=args.server, score_on_server=args.score_on_server)
     with run_logging():
         summary = run(cfg)
     print(format_profile(summary) if args.profile else
@@ -444,6 +446,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default="127.0.0.1:8000", metavar="HOST:PORT",
                    help="--backend triton: the HTTP endpoint of the Triton server running 'edgeae serve RUN'; "
                         "a lost server is retried like a camera, frames it could not take are `dropped` events")
+    p.add_argument("--score-on-server", action="store_true",
+                   help="--backend triton --task anomaly: send frames as captured (uint8) and let the server score "
+                        "them with its calibration; decisions, alarms and outputs stay here (less traffic, more "
+                        "cameras per server)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("serve", help="serve runs on Triton Inference Server (dynamic batching) for many cameras")

@@ -222,7 +222,9 @@ class Pipeline:
         groups = group_by_size(frames)
         buffers = self.buffers[self.timer.steps % 2]
         with self.timer.stage("preprocess"):
-            batches = [buffers.fill([f.image for f in group]) for group in groups]
+            # a model that takes frames as captured (uint8 BGR: the Triton client's --score-on-server) gets them so
+            batches = [np.stack([f.image for f in group]) if getattr(self.ae, "takes_frames", False)
+                       else buffers.fill([f.image for f in group]) for group in groups]
         submitted = [(group, batch, inference.submit(self.ae.reconstruct_batch, batch).result if self.overlap
                       else partial(self.ae.reconstruct_batch, batch)) for group, batch in zip(groups, batches)]
         # Capture events go after the previous step's frames and before this step's: a `gap` precedes the first

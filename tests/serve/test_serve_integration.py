@@ -116,6 +116,50 @@ def test_the_anomaly_model_answers_camera_frames(served):
     assert got["score"] == pytest.approx(local["score"], rel=1e-5) and got["map"].shape == local["map"].shape
 
 
+def test_the_load_tests_scoring_camera_sends_frames_as_captured_and_gets_the_servers_scores(served):
+    from benchmarks.serve import CameraLog, open_client, run_camera
+    from edgeae.serve.models import RunModels
+
+    frames = list(np.random.default_rng(4).integers(0, 256, (4, 64, 96, 3), dtype=np.uint8))
+    client, log = open_client("anomaly", str(served.run), served.url), CameraLog("thin")
+    run_camera("thin", client, frames, 20, threading.Event(), log, keep=4, max_frames=4)
+    client.close()
+    seen = sorted(log.answered + log.skipped)  # a loaded machine may skip a frame, as a live camera does
+    assert not log.error and not log.dropped and log.answered and seen == list(range(len(seen))) and len(seen) >= 4
+    local = RunModels(served.run, backend="onnxruntime")
+    for i in log.answered:
+        expected = local.score_frames(frames[i][None])
+        assert log.outputs[i]["score"] == pytest.approx(expected["score"], rel=1e-5)
+        assert log.outputs[i]["map"].shape == expected["map"].shape
+
+
+def test_scoring_on_the_server_gives_the_same_events_as_scoring_here(served, tmp_path):
+    from edgeae.cli import main
+
+    source = str(video(tmp_path / "file.avi", 12))
+    events = {}
+    for mode, extra in (("here", []), ("server", ["--score-on-server", "--out-maps", str(tmp_path / "maps")])):
+        events[mode] = tmp_path / f"{mode}.jsonl"
+        assert main(["run", str(served.run), "--backend", "triton", "--server", served.url, "--task", "anomaly",
+                     "--source", source, "--events", str(events[mode]), "--threshold", "1e-6"] + extra) == 0
+    scored = {mode: [(e["frame"], e["score"], e["anomalous"], e["alarm"], e["box"])
+                     for e in map(json.loads, path.read_text().splitlines()) if e["event"] == "frame"]
+              for mode, path in events.items()}
+    assert len(scored["here"]) == 12 and scored["server"] == scored["here"]
+    assert any(s[2] for s in scored["here"])  # the threshold given here decides, not the server's calibrated one
+    assert len(list((tmp_path / "maps").rglob("*.npy"))) == 12
+
+
+def test_score_on_server_is_refused_where_it_cannot_apply(served, capsys):
+    from edgeae.cli import main
+
+    assert main(["run", str(served.run), "--task", "anomaly", "--source", "x.avi", "--score-on-server"]) == 2
+    assert main(["run", str(served.run), "--backend", "triton", "--server", served.url, "--task", "denoise",
+                 "--source", "x.avi", "--score-on-server"]) == 2
+    err = capsys.readouterr().err
+    assert "add --backend triton" in err and "the task is denoise" in err
+
+
 def test_a_client_of_another_checkpoint_is_told_which_version_the_server_runs(served):
     from edgeae.runtime.backends.triton import TritonBackend
 

@@ -161,6 +161,10 @@ class TritonBackend(Backend):
             return False
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.request_all(feeds)
+
+    def request_all(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Requests of any dtypes and batch sizes: more than the server's max batch go in slices, in order."""
         n = len(next(iter(feeds.values())))
         if n <= self.max_batch:
             return self.request(feeds)

@@ -203,9 +203,13 @@ class AnomalyTask:
         return [self._one(frame, errors[i], draw) for i, frame in enumerate(frames)]
 
     def _one(self, frame, error: np.ndarray, draw: bool) -> FrameResult:
+        h, w = frame.image.shape[:2]
+        return self.decide(frame, *self.score(error[:h, :w]), draw)
+
+    def decide(self, frame, score: float, small: np.ndarray, draw: bool) -> FrameResult:
+        """A scored frame (its score and reduced map, here or on a server) → decision, alarm, events, overlay."""
         cfg = self.cfg
         h, w = frame.image.shape[:2]
-        score, small = self.score(error[:h, :w])
         anomalous = score > cfg.threshold
         alarm = self.alarms.setdefault(frame.source, ConsecutiveAlarm(cfg.consecutive))
         change = alarm.update(anomalous)
