@@ -42,13 +42,13 @@ from torch import nn
 from edgeae.config import atomic_write_bytes, atomic_write_json, load_config, save_config, to_dict
 from edgeae.errors import EdgeAEError
 from edgeae.export.fp16 import set_metadata
-from edgeae.export.onnx_export import ExportConfig, _export_one
+from edgeae.export.onnx_export import ExportConfig, depth_to_space_onnx
 from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edgeae.runtime.quality import psnr_float
+from edgeae.runtime.run_files import decoder_form_name, onnx_path
 from edgeae.runtime.tuning import interleaved_medians
 from edgeae.runtime.preprocess import frames_to_batch
 from edgeae.training.data import load_images
-from edgeae.training.model import depth_to_space_decoder
 from edgeae.training.train import TrainConfig, load_model
 
 
@@ -85,13 +85,21 @@ def _metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
 
-def export_d2s_decoder(model: nn.Module, run_dir: Path, out: Path, tolerance: float) -> float:
-    """Export the rewritten decoder like decoder.onnx; returns its max abs error against PyTorch's decoder."""
-    d2s = depth_to_space_decoder(model.decoder)
-    c = model.cfg.latent_channels
-    meta = {**_metadata(run_dir / "decoder.onnx"), "edgeae.decoder_form": "conv+depth_to_space"}
-    _export_one(d2s, torch.rand(2, c, 2, 3), out, ("latent", "image"), ("height", "width"), meta, 18)
-    latent = torch.rand(2, c, 9, 12) * 8
+def d2s_decoder(model: nn.Module, run_dir: Path, out: Path, tolerance: float) -> float:
+    """Write the decoder's Conv+DepthToSpace form (the one ONNX Runtime quantises) to `out`: decoder.onnx where it
+    is in that form (the export default), else rewritten from the exported ConvTranspose decoder's weights
+    (onnx_export.depth_to_space_onnx). Returns its max abs error against PyTorch's decoder."""
+    for path in (onnx_path(run_dir, "decoder"), run_dir / decoder_form_name("depth_to_space"),
+                 run_dir / decoder_form_name("conv_transpose")):
+        form = _metadata(path).get("edgeae.decoder_form") if path.is_file() else None
+        if form in ("depth_to_space", "conv_transpose"):
+            graph = onnx.load(str(path))
+            atomic_write_bytes(out, (graph if form == "depth_to_space" else depth_to_space_onnx(graph)).SerializeToString())
+            break
+    else:
+        raise EdgeAEError(f"{run_dir} has no decoder in Conv+DepthToSpace or ConvTranspose form to quantise; "
+                          f"re-export it with 'edgeae export {run_dir}'")
+    latent = torch.rand(2, model.cfg.latent_channels, 9, 12) * 8
     with torch.no_grad():
         ref = model.decoder(latent).numpy()
     with OnnxRuntimeBackend.load(out, providers=["CPUExecutionProvider"]) as ort_d2s:
@@ -239,7 +247,7 @@ def quantize_run(run_dir: str | os.PathLike, cfg: QuantizeConfig = QuantizeConfi
     calib = real_batches(calib_source, cfg.calib_frames, s)
     with tempfile.TemporaryDirectory() as tmp:
         d2s = Path(tmp) / "decoder.d2s.onnx"
-        rewrite_err = export_d2s_decoder(model, run_dir, d2s, cfg.rewrite_tolerance)
+        rewrite_err = d2s_decoder(model, run_dir, d2s, cfg.rewrite_tolerance)
         nodes = onnx.load(str(run_dir / "encoder.onnx")).graph.node
         convs = [n.name for n in nodes if n.op_type == "Conv"]
         adds = [n.name for n in nodes if n.op_type in ("Add", "Sub")]

@@ -174,42 +174,6 @@ class Autoencoder(nn.Module):
         return self.decoder(latent), codec.bits_per_pixel(self.entropy_bottleneck.likelihood(latent), x)
 
 
-def conv_from_deconv(deconv: nn.ConvTranspose2d) -> nn.Conv2d:
-    """The Conv2d(k=3, p=1, 4·C_out) that, followed by PixelShuffle(2), equals ConvTranspose2d(k=4, s=2, p=1).
-
-    Output phase (a, b) of the deconvolution at conv tap (dy, dx) uses deconvolution tap
-    (a + 3 − 2·dy, b + 3 − 2·dx); PixelShuffle puts conv channel 4c + 2a + b at phase (a, b) of channel c.
-    """
-    if deconv.kernel_size != (4, 4) or deconv.stride != (2, 2) or deconv.padding != (1, 1):
-        raise EdgeAEError(f"cannot rewrite {deconv}: only kernel 4, stride 2, padding 1 has an exact Conv form")
-    wt = deconv.weight.detach()  # C_in × C_out × 4 × 4
-    c_in, c_out = wt.shape[:2]
-    w = torch.zeros(c_out, 2, 2, c_in, 3, 3, dtype=wt.dtype)
-    for a in range(2):
-        for b in range(2):
-            for dy in range(3):
-                for dx in range(3):
-                    ky, kx = a + 3 - 2 * dy, b + 3 - 2 * dx
-                    if 0 <= ky < 4 and 0 <= kx < 4:
-                        w[:, a, b, :, dy, dx] = wt[:, :, ky, kx].T
-    conv = nn.Conv2d(c_in, 4 * c_out, kernel_size=3, padding=1)
-    with torch.no_grad():
-        conv.weight.copy_(w.reshape(4 * c_out, c_in, 3, 3))
-        conv.bias.copy_(deconv.bias.detach().repeat_interleave(4))
-    return conv
-
-
-def depth_to_space_decoder(decoder: nn.Sequential) -> nn.Sequential:
-    """The decoder with every ConvTranspose2d replaced by Conv2d + PixelShuffle(2) (DepthToSpace CRD in ONNX);
-    a decoder without ConvTranspose2d (the residual denoisers') is already in that form and comes back as is."""
-    if not any(isinstance(m, nn.ConvTranspose2d) for m in decoder.modules()):
-        return decoder.eval()
-    layers: list[nn.Module] = []
-    for layer in decoder:
-        layers += [conv_from_deconv(layer), nn.PixelShuffle(2)] if isinstance(layer, nn.ConvTranspose2d) else [layer]
-    return nn.Sequential(*layers).eval()
-
-
 def load_state(model: Autoencoder, state: dict, source: str) -> None:
     """Load a state dict, turning an architecture mismatch into a user-facing error."""
     try:

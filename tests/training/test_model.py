@@ -4,7 +4,7 @@ import torch
 from edgeae.errors import EdgeAEError
 from torch import nn
 
-from edgeae.training.model import Autoencoder, ModelConfig, conv_from_deconv, depth_to_space_decoder, load_state
+from edgeae.training.model import Autoencoder, ModelConfig, load_state
 
 
 def test_seed_architecture_is_exactly_the_reference():
@@ -43,21 +43,6 @@ def test_checkpoint_from_another_architecture_is_a_clear_error():
         load_state(Autoencoder(), wide_state, "wide.pt")
 
 
-def test_conv_plus_pixel_shuffle_equals_conv_transpose():
-    torch.manual_seed(0)
-    deconv = nn.ConvTranspose2d(5, 7, kernel_size=4, stride=2, padding=1)
-    x = torch.randn(2, 5, 6, 9)
-    with torch.no_grad():
-        assert (nn.PixelShuffle(2)(conv_from_deconv(deconv)(x)) - deconv(x)).abs().max() <= 1e-6
-
-
-def test_rewritten_decoder_equals_the_trained_decoder():
-    model = Autoencoder(ModelConfig.named("seed")).eval()
-    z = torch.rand(1, 96, 5, 7) * 10
-    with torch.no_grad():
-        assert (depth_to_space_decoder(model.decoder)(z) - model.decoder(z)).abs().max() <= 1e-5
-
-
 def test_denoiser_latent_is_the_denoised_image_unshuffled():
     cfg = ModelConfig.named("denoiser")
     model = Autoencoder(cfg).eval()
@@ -75,11 +60,6 @@ def test_denoiser_predicts_a_residual_on_its_input():
     x = torch.rand(1, 3, 16, 24)
     with torch.no_grad():
         assert (model(x) - x).abs().max() <= 1e-6  # zero residual: the noisy input comes back exactly
-
-
-def test_denoiser_decoder_needs_no_rewrite_for_depth_to_space():
-    model = Autoencoder(ModelConfig.named("denoiser")).eval()
-    assert depth_to_space_decoder(model.decoder) is model.decoder
 
 
 def test_denoiser_config_survives_a_json_round_trip():
