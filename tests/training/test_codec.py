@@ -188,3 +188,17 @@ def test_the_runtime_reconstructs_a_codec_through_the_rounded_latent(codec_run):
         assert ae.info.rounded_latent
         latent, size = ae.encode([frame])
         assert np.array_equal(ae.reconstruct([frame])[0], ae.decode(np.rint(latent), size)[0])
+
+
+def test_a_codecs_full_path_is_compared_through_the_rounded_latent(codec_run):
+    from edgeae.runtime import Autoencoder as Runtime
+    from edgeae.runtime.benchmark import compare_parts, random_input
+
+    x = random_input((1, 3, 64, 96))
+    with Runtime.load(codec_run, backend="onnxruntime") as ae:
+        latent = ae.encode_batch(x)
+        rows = {r["part"]: r for r in compare_parts(ae, x, latent, ae.decode_batch(latent), "fp32")}
+        assert rows["full"]["latent_flips"] == 0 and rows["full"]["max_abs"] == 0 and rows["full"]["passed"]
+        shifted = latent + 1.0  # every latent one step off: every rounding differs
+        full = next(r for r in compare_parts(ae, x, shifted, ae.decode_batch(shifted), "fp32") if r["part"] == "full")
+        assert full["latent_flips"] == latent.size and not full["passed"]
