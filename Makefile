@@ -69,24 +69,26 @@ models: models-denoiser models-codec
 
 models-denoiser: data-photos
 	rm -rf $(DENOISER_RUN) $(DENOISER_RUN)-crop64
-	$(EDGEAE) train --data $(PHOTOS)/train --task denoise --noise gaussian-blind --noise-level 55 --arch denoiser \
+	$(EDGEAE) train --data $(PHOTOS)/train --task denoise --noise gaussian-blind --noise-level 55 --arch denoiser-half \
 	  --crop-size 64 --batch-size 16 --samples-per-epoch 2400 --epochs 40 --val-samples 256 --lr 5e-4 \
 	  --lr-schedule cosine --grad-clip 1 --seed 0 --device cpu --out $(DENOISER_RUN)-crop64
 	@# Then 128×128 crops, wider than the network's 84-pixel receptive field (64×64 crops are narrower):
 	@# +1.0 / +1.2 / +1.3 dB at σ 15 / 25 / 50 on the training photos held back for validation.
 	$(EDGEAE) train --init $(DENOISER_RUN)-crop64 --data $(PHOTOS)/train --task denoise --noise gaussian-blind \
-	  --noise-level 55 --arch denoiser --crop-size 128 --batch-size 8 --samples-per-epoch 1200 --epochs 20 \
+	  --noise-level 55 --arch denoiser-half --crop-size 128 --batch-size 8 --samples-per-epoch 1200 --epochs 20 \
 	  --val-samples 256 --lr 2e-4 --lr-schedule cosine --grad-clip 1 --seed 1 --device cpu --out $(DENOISER_RUN)
 	$(EDGEAE) export $(DENOISER_RUN) --real-frames $(PHOTOS)/train
 	@# int8 ranges calibrated on noisy copies of training photos: clean ones leave strong noise's residuals clipped.
-	@# Four of the ten Convs stay float (QuantizeConfig.float_nodes): all int8 lost 0.57 dB at σ 15.
+	@# Convs 1, 2 and 6 stay float as well as the first (QuantizeConfig.float_nodes; 4 of 8), ranges at the 99.99th
+	@# percentile: on the validation photos, int8 − fp32 was −0.16 / −0.15 / −0.16 dB at σ 15 / 25 / 50 (every
+	@# conv but the first int8: −0.40 dB at σ 15; the 99.9th percentile: −0.06 at σ 15 but −0.38 at σ 50).
 	rm -rf $(PHOTOS)/calib-noisy
 	$(PY) -c "from edgeae.training.noise import write_noisy_copies; \
 	  write_noisy_copies('$(PHOTOS)/train', '$(PHOTOS)/calib-noisy', 'gaussian-blind', 55 / 255, count=16)"
 	$(PY) -c "from edgeae.export.quantize import QuantizeConfig, quantize_run; \
 	  quantize_run('$(DENOISER_RUN)', QuantizeConfig(calib_data='$(PHOTOS)/calib-noisy', calib_frames=16, \
-	  latency_shape=(1, 512, 512), calib_percentile=99.9, \
-	  float_nodes=('node_conv2d_1', 'node_conv2d_6', 'node_conv2d_7', 'node_conv2d_9')))"
+	  latency_shape=(1, 512, 512), calib_percentile=99.99, \
+	  float_nodes=('node_conv2d_1', 'node_conv2d_2', 'node_conv2d_6')))"
 	mkdir -p $(DENOISER)
 	cd $(DENOISER_RUN) && cp config.json best.pt metrics.json loss.png encoder.onnx decoder.onnx encoder.int8.onnx \
 	  decoder.int8.onnx export_config.json export_report.json quantize_config.json $(abspath $(DENOISER))/

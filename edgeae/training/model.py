@@ -21,9 +21,10 @@ ARCHITECTURES: dict[str, tuple[int, ...]] = {
     # detail survives; the benchmark's stronger denoiser.
     "shallow": (32, 64),
     # FFDNet-style blind denoiser at quarter resolution: a head conv and 4 residual blocks of 64 channels, then
-    # the residual conv (10 convs; the shipped models/denoiser).
+    # the residual conv (10 convs; models/denoiser until 2026-11-28).
     "denoiser": (64,) * 9,
-    # Narrower and half-resolution siblings, for the speed/quality trade-off in models/denoiser/MODEL.md.
+    # Narrower and half-resolution siblings, for the speed/quality trade-off in models/denoiser/MODEL.md;
+    # denoiser-half (8 convs at 1/2 resolution) is the shipped models/denoiser.
     "denoiser-s": (48,) * 7,
     "denoiser-half": (32,) * 7,
     # Learned codec (training/codec.py): the analysis transform's widths at 1/2, 1/4, 1/8 size, then the latent's
