@@ -219,12 +219,13 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int, warmu
     return {name: float(np.median(t)) for name, t in interleaved_times(fns, rounds, warmup).items()}
 
 
-def lower_quartiles(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, float]:
+def lower_quartiles(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
+                    block: int = 1) -> dict[str, float]:
     """The tuner's statistic: each callable's lower-quartile ms over interleaved rounds. Load from other processes
     only ever adds time, and it hurts a 2-thread candidate more than a 1-thread one (it waits for the busy core),
     so on a shared machine medians picked threads=1 where an idle device runs 2 threads faster (make bench,
     2026-11-28); the lower quartile estimates the unloaded cost and is steadier than the minimum."""
-    return {name: float(np.percentile(t, 25)) for name, t in interleaved_times(fns, rounds, warmup).items()}
+    return {name: float(np.percentile(t, 25)) for name, t in interleaved_times(fns, rounds, warmup, block).items()}
 
 
 def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
@@ -381,12 +382,19 @@ class Measured:
         return {**self.candidate.to_dict(), "stage": self.stage, "ms": self.ms, "score": round(self.score, 4)}
 
 
+# Each candidate's turn in a round: one untimed call, then TIMING_BLOCK timed ones (interleaved_times). Timed one
+# call at a time, a candidate ran right after another's session, whose threads were still spinning: ONNX Runtime
+# candidates with spinning on measured about twice their time (53 vs 27 ms at 480×640, make bench 2026-11-28),
+# and the pick then trailed the best candidate by 12 % when re-timed.
+TIMING_BLOCK = 2
+
+
 @dataclass(frozen=True)
 class TuneConfig:
     budget_s: float = DEFAULT_BUDGET_S
     backends: tuple[str, ...] = TUNABLE_BACKENDS
     shapes: tuple[tuple[int, int, int, int], ...] = TIMING_SHAPES
-    min_rounds: int = 4
+    min_rounds: int = 3
     max_rounds: int = 20
 
 
@@ -430,7 +438,7 @@ class Tuner:
         ms: dict[Candidate, dict[str, float]] = {c: {} for c in ready}
         for x in inputs:
             quartiles = lower_quartiles({c: (lambda ae=self.loaded[c], x=x: ae.reconstruct_batch(x)) for c in ready},
-                                        rounds, warmup=warmup)
+                                        rounds, warmup=warmup, block=TIMING_BLOCK)
             for c in ready:
                 ms[c][shape_key(x.shape)] = round(quartiles[c], 4)
         ref, scored = ms[self.baseline], scored_shapes(inputs)
@@ -450,7 +458,8 @@ class Tuner:
             for x in self.inputs:
                 self.loaded[candidate].reconstruct_batch(x)
         share = max(0.0, self.deadline - time.perf_counter()) / max(1, stages_left)
-        rounds = int(min(self.cfg.max_rounds, max(self.cfg.min_rounds, share / max(time.perf_counter() - start, 1e-6))))
+        per_round = (time.perf_counter() - start) * (1 + TIMING_BLOCK)  # an untimed call, then TIMING_BLOCK timed
+        rounds = int(min(self.cfg.max_rounds, max(self.cfg.min_rounds, share / max(per_round, 1e-6))))
         measured = self.record(name, ready, self.inputs, rounds, warmup=0, began=began)
         for candidate in [c for c in self.loaded if c not in (self.baseline, measured[0].candidate, *keep)]:
             self.loaded.pop(candidate).close()
