@@ -17,8 +17,8 @@ dropped in it, so every frame is either processed or named in a `dropped` event:
 `--score-on-server` (anomaly only): frames go to the server's `<name>-anomaly` model as captured (uint8 BGR, a
 quarter of the float32 bytes) and the server runs the scoring with its copy of the run's calibration; scores
 and reduced maps come back, and decisions, alarms, overlays and events stay here as before. On the 2-core AMD
-EPYC with 8 cameras at 640×480 the server answered 37.5 frames/s this way against 22.5 on the float32 path
-(benchmarks/serve.py, make bench 2026-11-28).
+EPYC with 8 cameras at 640×480 the server answered 32–38 frames/s this way against 22–24 on the float32 path
+(benchmarks/serve.py, three make bench runs on 2026-11-28).
 """
 
 from __future__ import annotations
