@@ -179,6 +179,19 @@ def requirement_lines(requirements: list[str]) -> str:
     return "\n".join(lines)
 
 
+# install.sh's optional-runtime step, the same in both templates (@OPTIONAL_RUNTIMES@): each spec is tried, and a
+# failure only says so.
+OPTIONAL_RUNTIMES = """\
+# Optional runtimes: candidates of the tuner below (OpenVINO is the fastest on many x86 CPUs). A platform without
+# their wheels keeps ONNX Runtime, and the tuner says which runtimes it timed.
+while IFS= read -r spec; do
+  [ -n "$spec" ] || continue
+  "${PIP[@]}" "$spec" || echo "install.sh: optional $spec not installed here; the tuner times the other runtimes" >&2
+done <<'OPTIONAL_REQUIREMENTS'
+@OPTIONAL_REQUIREMENTS@
+OPTIONAL_REQUIREMENTS"""
+
+
 def optional_requirements(cfg: DeployConfig) -> list[str]:
     """Runtimes install.sh tries and may go without: OpenVINO where the device runs on its CPU (cpu, server), as a
     candidate of the tuner that install.sh runs (issue 11: it is 1.4-1.5× ONNX Runtime on the AMD EPYC). jetson and
@@ -188,7 +201,7 @@ def optional_requirements(cfg: DeployConfig) -> list[str]:
 
 def render_install_script(name: str, cfg: DeployConfig, requirements: list[str]) -> str:
     """install.sh with every deploy value one line and shell-quoted (REQUIREMENTS is a quoted here-document)."""
-    text = (TEMPLATES / template(cfg, "install.sh")).read_text()
+    text = (TEMPLATES / template(cfg, "install.sh")).read_text().replace("@OPTIONAL_RUNTIMES@", OPTIONAL_RUNTIMES)
     values = {"NAME_Q": shlex.quote(name), "SOURCE_Q": shlex.quote(cfg.source), "TARGET_Q": shlex.quote(cfg.target),
               "TASK_Q": shlex.quote(cfg.task), "VENV_FLAGS": "" if cfg.target == "cpu" else "--system-site-packages",
               "REQUIREMENTS": requirement_lines(requirements), "SERVE_ARGS_Q": shlex.quote(SERVER_ARGS),

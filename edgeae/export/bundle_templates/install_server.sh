@@ -57,14 +57,7 @@ done <<'REQUIREMENTS'
 @REQUIREMENTS@
 REQUIREMENTS
 "${PIP[@]}" "${SPECS[@]}"
-# Optional runtimes: candidates of the tuner below (OpenVINO is the fastest on many x86 CPUs). A platform without
-# their wheels keeps ONNX Runtime, and the tuner says which runtimes it timed.
-while IFS= read -r spec; do
-  [ -n "$spec" ] || continue
-  "${PIP[@]}" "$spec" || echo "install.sh: optional $spec not installed here; the tuner times the other runtimes" >&2
-done <<'OPTIONAL_REQUIREMENTS'
-@OPTIONAL_REQUIREMENTS@
-OPTIONAL_REQUIREMENTS
+@OPTIONAL_RUNTIMES@
 "${PIP[@]}" --no-deps --force-reinstall "$HERE"/wheels/edgeae-*.whl
 
 # Triton's Python backend stub must load this Python's own libpython: say so now, not at the first start.
