@@ -288,7 +288,8 @@ def format_result(result: dict) -> str:
     for kind, rows in result["speedup"].items():
         lines.append(f"{kind}: dynamic batching vs batch 1: " + ", ".join(f"{s['cameras']} cam {s['throughput_x']}×"
                                                                           for s in rows))
-    lines.append(f"server form: {next(iter(next(iter(result['kinds'].values())).values()))['form']}")
+    forms = {data["form"] for modes in result["kinds"].values() for data in modes.values()}
+    lines.append(f"server form: {'; '.join(sorted(forms))}")
     return "\n".join(lines)
 
 

@@ -211,10 +211,11 @@ def compare_parts(ae: Autoencoder, x: np.ndarray, ref_latent: np.ndarray, ref_im
     """Encoder, decoder (fed the reference latent) and full model (reconstruct_batch: the fused graph where the
     form has one) against reference outputs."""
     rows = []
-    for part, got, ref in (("encoder", ae.encode_batch(x), ref_latent), ("decoder", ae.decode_batch(ref_latent), ref_image),
+    latent = ae.encode_batch(x)
+    for part, got, ref in (("encoder", latent, ref_latent), ("decoder", ae.decode_batch(ref_latent), ref_image),
                            ("full", ae.reconstruct_batch(x), ref_image)):
         if part == "full" and ae.info.rounded_latent:
-            rows.append(_rounded_full(ae, x, ref_latent, got))
+            rows.append(_rounded_full(ae, latent, ref_latent, got))
             continue
         stats = error_stats(got, ref)
         rows.append({"part": part, **stats, "passed": within_tolerance(stats, precision)})
@@ -226,11 +227,12 @@ def compare_parts(ae: Autoencoder, x: np.ndarray, ref_latent: np.ndarray, ref_im
 MAX_LATENT_FLIP_FRACTION = 1e-4
 
 
-def _rounded_full(ae: Autoencoder, x: np.ndarray, ref_latent: np.ndarray, got: np.ndarray) -> dict:
-    """The full path of a codec (encode → rint → decode) against the same decoder fed the reference's rounded
-    latent: the two differ only where rounding flipped (`latent_flips`), which passes when rare."""
+def _rounded_full(ae: Autoencoder, latent: np.ndarray, ref_latent: np.ndarray, got: np.ndarray) -> dict:
+    """The full path of a codec (encode → rint → decode; `got`, from the encoder's `latent`) against the same
+    decoder fed the reference's rounded latent: the two differ only where rounding flipped (`latent_flips`),
+    which passes when rare."""
     ref_int = np.rint(ref_latent)
-    flips = int(np.count_nonzero(np.rint(ae.encode_batch(x)) != ref_int))
+    flips = int(np.count_nonzero(np.rint(latent) != ref_int))
     stats = error_stats(got, ae.decode_batch(ref_int))
     return {"part": "full", **stats, "latent_flips": flips,
             "passed": bool(flips <= MAX_LATENT_FLIP_FRACTION * ref_int.size)}

@@ -146,6 +146,8 @@ class Pipeline:
         self.overlap = all(not s.live for s in sources) if overlap is None else overlap
         # Two sets: the step being post-processed keeps its batch while the next step's is filled.
         self.buffers = (BatchBuffers(ae.info.downsample), BatchBuffers(ae.info.downsample))
+        # a model that takes frames as captured (uint8 BGR: the Triton client's --score-on-server) gets them so
+        self.takes_frames = bool(getattr(ae, "takes_frames", False))
         # (frames, batch, job) of the step not yet finished; job() returns the reconstruction: a Future's result
         # with overlap, the inference call itself without.
         self._pending: list[tuple[list, np.ndarray, Callable[[], np.ndarray]]] = []
@@ -222,9 +224,8 @@ class Pipeline:
         groups = group_by_size(frames)
         buffers = self.buffers[self.timer.steps % 2]
         with self.timer.stage("preprocess"):
-            # a model that takes frames as captured (uint8 BGR: the Triton client's --score-on-server) gets them so
-            batches = [np.stack([f.image for f in group]) if getattr(self.ae, "takes_frames", False)
-                       else buffers.fill([f.image for f in group]) for group in groups]
+            batches = [np.stack([f.image for f in group]) if self.takes_frames else buffers.fill([f.image for f in group])
+                       for group in groups]
         submitted = [(group, batch, inference.submit(self.ae.reconstruct_batch, batch).result if self.overlap
                       else partial(self.ae.reconstruct_batch, batch)) for group, batch in zip(groups, batches)]
         # Capture events go after the previous step's frames and before this step's: a `gap` precedes the first

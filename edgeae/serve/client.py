@@ -159,34 +159,31 @@ class RemoteModel:
         self.close()
 
 
-class ServerScorer:
+class ServerScorer(RemoteModel):
     """--score-on-server: the pipeline's model for a run whose server scores frames. Takes each step's frames as
     captured (N×H×W×3 uint8 BGR, `takes_frames`) and returns the server's anomaly answer (score, anomalous, map)
     or None when the frames must be dropped, like RemoteModel."""
 
     takes_frames = True
-
-    def __init__(self, remote: RemoteModel, backend):
-        self.remote, self.backend = remote, backend
-        self.info, self.link = remote.info, remote.link
+    backend = None  # the server's <name>-anomaly model (TritonBackend), set by load
 
     @classmethod
     def load(cls, run: str, server: str = DEFAULT_SERVER, model: str = "", options: CaptureOptions = CaptureOptions(),
-             timeout_s: float = 10.0) -> "ServerScorer":
+             wait: bool = False, timeout_s: float = 10.0) -> "ServerScorer":
         from pathlib import Path
 
         from edgeae.runtime.backends.triton import TritonBackend
         from edgeae.serve.models import ANOMALY
 
-        remote = RemoteModel.load(run, server, model, options, timeout_s=timeout_s)
+        scorer = super().load(run, server, model, options, wait, timeout_s)
         try:
-            backend = TritonBackend.load(Path(run) / "encoder.onnx", server=server, model=model, kind=ANOMALY,
-                                         timeout_s=timeout_s)
+            scorer.backend = TritonBackend.load(Path(run) / "encoder.onnx", server=server, model=model, kind=ANOMALY,
+                                                timeout_s=timeout_s)
         except EdgeAEError as e:
-            remote.close()
+            scorer.close()
             raise EdgeAEError(f"--score-on-server needs the server's anomaly model, served for a calibrated run "
                               f"('edgeae calibrate RUN' there, then 'edgeae serve RUN'): {e}") from None
-        return cls(remote, backend)
+        return scorer
 
     def reconstruct_batch(self, frames: np.ndarray) -> dict[str, np.ndarray] | None:
         return self.link.call(lambda: self.backend.request_all({"frame": frames}))
@@ -195,14 +192,9 @@ class ServerScorer:
         return f"triton at {self.link.url}: {self.backend.model} v{self.backend.version} (scores on the server)"
 
     def close(self) -> None:
-        self.backend.close()
-        self.remote.close()
-
-    def __enter__(self) -> "ServerScorer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        if self.backend is not None:
+            self.backend.close()
+        super().close()
 
 
 class ServerScores:
