@@ -17,12 +17,12 @@ from edgeae.runtime.tasks.anomaly import CALIBRATION_FILE, AnomalyConfig, calibr
 
 def _run_task(ctx: Context, run_dir, task: str, frames: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        # backend auto, threads 0: the fp32 form and settings RUN/tuning.json picked on this machine
+        # backend auto, threads 0, streams 0: the fp32 form, settings and streams RUN/tuning.json picked on this machine
         cfg = RunConfig(run=str(run_dir), task=task, sources=(ctx.cfg.footage,), backend="auto", threads=0,
                         events=f"{tmp}/events.jsonl", max_frames=frames)
         summary = run(cfg, progress=False)
     return {"frames": summary["frames"], "fps": summary["fps"], "ms_per_frame": summary["stage_ms"],
-            "model": summary.get("model", "")}
+            "model": summary.get("model", ""), "steps_ahead": summary.get("steps_ahead", 0)}
 
 
 def pipeline(ctx: Context) -> dict:
@@ -36,4 +36,4 @@ def pipeline(ctx: Context) -> dict:
     results = {name: _run_task(ctx, run_dir, task, frames) for name, (run_dir, task) in tasks.items()}
     return {"source": ctx.cfg.footage, "backend": "auto: the tuned fp32 default",
             "model": results["anomaly (seed)"]["model"], "stages": list(STAGES), "tasks": results,
-            "implementation": "edgeae/runtime/pipeline.py (`edgeae run`), one frame per step"}
+            "implementation": "edgeae/runtime/pipeline.py (`edgeae run`), one frame per step, the tuned streams in flight"}

@@ -82,7 +82,7 @@ class Autoencoder:
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, backend: str | None = None, precision: str | None = None,
-             form=None, **options) -> "Autoencoder":
+             form=None, streams: int = 1, **options) -> "Autoencoder":
         """Load the encoder and decoder of a run/model folder.
 
         backend: a name in BACKENDS, or "auto" (TensorRT where a flavour, a CUDA device and the engines
@@ -91,6 +91,10 @@ class Autoencoder:
         and settings: its overall winner when neither backend nor precision is given, else its best of those;
         options given here override its settings. Without it: ONNX Runtime fp32, encoder.onnx + decoder.onnx.
         form: a tuning.Candidate to load exactly (the tuner's own use).
+        streams: calls that will run at once (a video file's frames in flight, `edgeae run`), the cores split
+        between them; 1 (the default) is the latency setting, every core on each call. 0: the number the tuner
+        measured as the most frames per second for the form in use (tuning.json's throughput stage), else 1.
+        Backends that cannot run calls at once (TensorRT, a server) always load with 1.
         """
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
@@ -106,6 +110,9 @@ class Autoencoder:
             backend, precision, options = form.backend, form.precision, {**form.options, **options}
         backend, precision = backend or "onnxruntime", precision or "fp32"
         backend_cls = backend_class(backend)
+        streams = tuning.tuned_streams(model_dir, form) if streams == 0 else streams
+        if backend_cls.runs_concurrently and streams != 1:
+            options["streams"] = streams
         paths = [backend_cls.model_file(model_dir, role, precision) for role in ROLES]
         if form is not None:
             paths = [model_dir / form.encoder, model_dir / form.decoder]
@@ -120,13 +127,18 @@ class Autoencoder:
         if fused is None and hasattr(backend_cls, "load_fused"):  # a server: encoder → decoder in one request
             fused = backend_cls.load_fused(paths[0], **options)
         small = None
-        if note.startswith("tuned here") and not explicit:
+        if note.startswith("tuned here") and not explicit:  # small inputs run one call at a time: latency settings
             small_form, _ = tuning.tuned_candidate(model_dir, small_inputs=True)
             small = cls.load(model_dir, form=small_form, **given) if small_form is not None else None
         text = tuning.form_text(form, backend, precision, paths, options, note)
         if small is not None:
             text += f"; under {tuning.FRAME_MIN_PIXELS} pixels: {small.describe()}"
         return cls(encoder, decoder, info, fused, text, small)
+
+    @property
+    def streams(self) -> int:
+        """How many reconstruct_batch calls this model serves at once, from as many threads (see load)."""
+        return (self.fused or self.encoder).streams
 
     def _runs_small(self, height: int, width: int) -> bool:
         if self.small is None:  # the usual case: nothing to look up per batch

@@ -4,10 +4,13 @@ One step takes the next frame of every active source (capture runs in the source
 batches same-size frames into one inference call, lets the task score/clean them, and hands the
 results to the sinks (video encoding runs in its own thread). Each stage is timed.
 
-When every source is a file, inference runs in a thread of its own, one step ahead: step N+1 is read,
-preprocessed and submitted, then step N's result is taken and post-processed and written while N+1 runs
-(two batch buffers alternate). Results, events and their order are the same as one step at a time. A live
-source runs one step at a time instead: overlapping would hold each result until the camera's next frame.
+When every source is a file, inference runs in threads of its own, ahead of the loop: step N+k is read,
+preprocessed and submitted, then step N's result is taken and post-processed and written while the steps
+after it run. k is the model's streams (`Autoencoder.load(streams=0)`: what the tuner measured as the most
+frames per second on this machine, usually 1 or 2), so up to k inference calls run at once, each on its share
+of the cores; k + 1 batch buffers rotate. Results, events and their order are the same as one step at a time.
+A live source runs one step at a time instead: running ahead would hold each result until the camera's next
+frame.
 
 However a run stops (its sources end, a stop key, Ctrl-C or SIGTERM, an error) its outputs are finalised
 and the last event is `end` with the reason; a live source that gave up makes the run fail afterwards.
@@ -20,7 +23,7 @@ import logging
 import math
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -58,6 +61,7 @@ class RunConfig:
     backend: str = "onnxruntime"
     precision: str = "fp32"
     threads: int = 0            # ONNX Runtime intra-op threads (0: its default)
+    streams: int = 0            # file sources: inference calls at once (0: the tuned choice, else 1); live: 1
     out_video: str = ""
     out_frames: str = ""
     events: str = ""
@@ -77,6 +81,8 @@ class RunConfig:
             raise EdgeAEError("--max-frames must be 0 (all) or more")
         if not 0 <= self.threads <= MAX_THREADS:
             raise EdgeAEError(f"--threads must be 0 (the backend's default) to {MAX_THREADS}")
+        if not 0 <= self.streams <= MAX_THREADS:
+            raise EdgeAEError(f"--streams must be 0 (the tuned choice) to {MAX_THREADS}")
         if self.reconnect_timeout < 0:
             raise EdgeAEError("--reconnect-timeout must be 0 (retry until stopped) or more seconds")
         if (self.threshold is not None or self.out_maps) and self.task != "anomaly":
@@ -142,21 +148,25 @@ class Pipeline:
                  overlap: bool | None = None):
         self.ae, self.sources, self.task, self.sinks = ae, sources, task, sinks
         self.max_frames, self.progress = max_frames, progress
-        # overlap (default: when no source is live): inference one step ahead in its own thread (module doc).
+        # overlap (default: when no source is live): inference runs ahead in threads of its own (module doc), as
+        # many steps as the model serves calls at once.
         self.overlap = all(not s.live for s in sources) if overlap is None else overlap
-        # Two sets: the step being post-processed keeps its batch while the next step's is filled.
-        self.buffers = (BatchBuffers(ae.info.downsample), BatchBuffers(ae.info.downsample))
+        self.ahead = max(1, getattr(ae, "streams", 1)) if self.overlap else 0
+        # One set per step in flight, plus the one being filled: a step keeps its batch until it is post-processed.
+        self.buffers = tuple(BatchBuffers(ae.info.downsample) for _ in range(self.ahead + 1))
         # a model that takes frames as captured (uint8 BGR: the Triton client's --score-on-server) gets them so
         self.takes_frames = bool(getattr(ae, "takes_frames", False))
-        # (frames, batch, job) of the step not yet finished; job() returns the reconstruction: a Future's result
-        # with overlap, the inference call itself without.
-        self._pending: list[tuple[list, np.ndarray, Callable[[], np.ndarray]]] = []
+        # Steps submitted and not yet finished, oldest first: the capture events taken before the step, and its
+        # (frames, batch, job) per frame size; job() returns the reconstruction: a Future's result with overlap,
+        # the inference call itself without.
+        self._pending: deque[tuple[list[dict], list[tuple[list, np.ndarray, Callable[[], np.ndarray]]]]] = deque()
         self.timer = StageTimer()
         self.event_counts: Counter = Counter()
         self.frames_done: Counter = Counter()
         self._sizes: dict[str, tuple] = {}
         self._ended: set[str] = set()         # sources whose END the loop has taken
         self._held_end: dict[str, dict] = {}  # a source's `source_end`, held back until its last frame is through
+        self._step_events: list[dict] = []    # the step being gathered: its frames' size changes
         self._start = time.perf_counter()
 
     def run(self) -> dict:
@@ -170,7 +180,7 @@ class Pipeline:
         with logging_redirect_tqdm([logging.getLogger("edgeae")]), \
                 tqdm(total=total or None, unit="frame", desc=f"run {self.task.name}",
                      disable=None if self.progress else True) as bar, \
-                (ThreadPoolExecutor(1, thread_name_prefix="edgeae-infer") if self.overlap else nullcontext()) as inference:
+                (ThreadPoolExecutor(self.ahead, thread_name_prefix="edgeae-infer") if self.ahead else nullcontext()) as inference:
             try:
                 while active and not self.sinks.stop_requested:
                     with self.timer.stage("decode"):
@@ -214,36 +224,40 @@ class Pipeline:
         size = frame.image.shape[:2]
         previous = self._sizes.get(frame.source)
         if previous is not None and previous != size:
-            # logged by the sinks; buffers follow the new size, video output is resized to the first
-            self._emit({"event": "size_change", "source": frame.source, "frame": frame.index,
-                        "from": list(previous), "to": list(size)})
+            # logged by the sinks; buffers follow the new size, video output is resized to the first. Emitted with
+            # this step, before its frames, not now: earlier steps may still be in flight.
+            self._step_events.append({"event": "size_change", "source": frame.source, "frame": frame.index,
+                                      "from": list(previous), "to": list(size)})
         self._sizes[frame.source] = size
 
     def _step(self, frames: list, inference: ThreadPoolExecutor | None) -> None:
-        """Preprocess and submit this step; without overlap finish it, with overlap finish the previous one."""
+        """Preprocess and submit this step, then finish the oldest steps until at most `ahead` are in flight."""
         groups = group_by_size(frames)
-        buffers = self.buffers[self.timer.steps % 2]
+        buffers = self.buffers[self.timer.steps % len(self.buffers)]
         with self.timer.stage("preprocess"):
             batches = [np.stack([f.image for f in group]) if self.takes_frames else buffers.fill([f.image for f in group])
                        for group in groups]
-        submitted = [(group, batch, inference.submit(self.ae.reconstruct_batch, batch).result if self.overlap
-                      else partial(self.ae.reconstruct_batch, batch)) for group, batch in zip(groups, batches)]
-        # Capture events go after the previous step's frames and before this step's: a `gap` precedes the first
-        # frame after it, a `source_end` follows the source's last frame.
-        if self.overlap:
-            self._finish_pending()
-            self._forward_source_events()
-            self._pending = submitted
-        else:
-            self._forward_source_events()
-            self._pending = submitted
-            self._finish_pending()
+        jobs = [(group, batch, inference.submit(self.ae.reconstruct_batch, batch).result if inference is not None
+                 else partial(self.ae.reconstruct_batch, batch)) for group, batch in zip(groups, batches)]
+        # Capture events taken now go after the earlier steps' frames and before this step's: a `gap` precedes the
+        # first frame after it, a `source_end` follows the source's last frame.
+        events, self._step_events = self._take_source_events() + self._step_events, []
+        self._pending.append((events, jobs))
+        while len(self._pending) > self.ahead:
+            self._finish_oldest()
         self.timer.steps += 1
 
     def _finish_pending(self) -> None:
-        """Infer the pending step (with overlap: wait for it), then its task and sinks."""
-        pending, self._pending = self._pending, []
-        for group, batch, job in pending:
+        """Finish every step in flight (with overlap: wait for each in turn)."""
+        while self._pending:
+            self._finish_oldest()
+
+    def _finish_oldest(self) -> None:
+        """Emit the oldest step's capture events, infer it (with overlap: wait for it), then its task and sinks."""
+        events, jobs = self._pending.popleft()
+        for event in events:
+            self._emit(event)
+        for group, batch, job in jobs:
             with self.timer.stage("infer"):
                 recon = job()
             with self.timer.stage("postprocess"):
@@ -261,21 +275,27 @@ class Pipeline:
         self.sinks.event(event)
 
     def _forward_source_events(self) -> None:
-        """Pass on capture events; a source's `source_end` waits until the loop has taken its last frame."""
+        for event in self._take_source_events():
+            self._emit(event)
+
+    def _take_source_events(self) -> list[dict]:
+        """The capture events so far; a source's `source_end` waits until the loop has taken its last frame."""
+        events = []
         for source in self.sources:
             while not source.events.empty():
                 event = source.events.get_nowait()
                 if event["event"] == "source_end":
                     self._held_end[source.name] = event
                 else:
-                    self._emit(event)
+                    events.append(event)
             if source.name in self._ended and source.name in self._held_end:
-                self._emit(self._held_end.pop(source.name))
+                events.append(self._held_end.pop(source.name))
+        return events
 
     def summary(self, seconds: float) -> dict:
         frames = sum(self.frames_done.values())
         return {"task": self.task.name, "model": self.ae.describe(), "frames": frames, "steps": self.timer.steps,
-                "overlap": self.overlap,
+                "overlap": self.overlap, "steps_ahead": self.ahead,
                 "seconds": round(seconds, 3),
                 "fps": round(frames / seconds, 2) if seconds > 0 else 0.0,
                 "stage_ms": {k: round(v, 3) for k, v in self.timer.mean_ms().items()},
@@ -295,7 +315,9 @@ def format_profile(summary: dict) -> str:
     lines.append(f"{summary['frames']} frames in {summary['steps']} steps, {summary['seconds']:.2f} s: "
                  f"{summary['fps']:.1f} frames/s end to end")
     if summary.get("overlap"):
-        lines.append("inference ran one step ahead in its own thread: 'infer' is the time waited for it")
+        ahead = summary.get("steps_ahead", 1)
+        lines.append(f"inference ran {ahead} step{'s' * (ahead != 1)} ahead in {ahead} thread{'s' * (ahead != 1)} of its "
+                     "own: 'infer' is the time waited for it")
     for name, ms in summary["capture_ms_per_frame"].items():
         lines.append(f"capture thread {name}: {ms:.2f} ms/frame read+decode (overlapped)")
     return "\n".join(lines)
@@ -307,11 +329,12 @@ def source_names(specs: tuple[str, ...]) -> list[str]:
     return [spec if counts[spec] == 1 else f"{spec}#{i}" for i, spec in enumerate(specs)]
 
 
-def load_model(cfg: RunConfig):
+def load_model(cfg: RunConfig, streams: int = 1):
+    """The run's model; streams: inference calls it will serve at once (0: the tuned number, see Autoencoder.load)."""
     from edgeae.runtime.autoencoder import Autoencoder
 
     options = {"threads": cfg.threads} if cfg.threads else {}
-    return Autoencoder.load(cfg.run, backend=cfg.backend, precision=cfg.precision, **options)
+    return Autoencoder.load(cfg.run, backend=cfg.backend, precision=cfg.precision, streams=streams, **options)
 
 
 def open_sources(cfg: RunConfig) -> list:
@@ -358,18 +381,20 @@ def run(cfg: RunConfig, progress: bool = True) -> dict:
     """
     cfg.validate()
     check_outputs(cfg)
-    with load_model(cfg) as ae:
-        task = make_task(cfg.task, cfg.run, ae.info, cfg.side_by_side)
-        if cfg.threshold is not None:  # validate(): both only for the anomaly task
-            task.set_threshold(cfg.threshold)
-        if cfg.out_maps:
-            task.full_maps = True
-        sources = open_sources(cfg)
-        try:
+    sources = open_sources(cfg)  # first: whether any is live decides how the model is loaded
+    try:
+        # Files run ahead with several inference calls at once where that gives more frames per second here
+        # (--streams 0: the tuner's measured choice); a live source runs one frame at a time, for latency.
+        with load_model(cfg, cfg.streams if all(not s.live for s in sources) else 1) as ae:
+            task = make_task(cfg.task, cfg.run, ae.info, cfg.side_by_side)
+            if cfg.threshold is not None:  # validate(): both only for the anomaly task
+                task.set_threshold(cfg.threshold)
+            if cfg.out_maps:
+                task.full_maps = True
             summary = _run_to_sinks(cfg, ae, task, sources, progress)
-        finally:
-            for source in sources:
-                source.close()
+    finally:
+        for source in sources:
+            source.close()
     if summary["gave_up"]:
         name, why = next(iter(summary["gave_up"].items()))
         raise EdgeAEError(f"gave up on source {name}, down for longer than --reconnect-timeout "

@@ -6,7 +6,9 @@ the rewrite won), so the choice is made where the model runs, the way TensorRT's
 device. Candidates are backend (ONNX Runtime; OpenVINO when installed) × form (decoder layers as ConvTranspose,
 Conv+DepthToSpace or the 2×2 phase Conv; one fused session or encoder and decoder sessions) × settings
 (intra-op threads, spinning, graph optimisation),
-plus int8 where its files exist and its output stays within the int8 PSNR bound. The search is greedy, stage by
+plus int8 where its files exist and its output stays within the int8 PSNR bound. Then the winner's throughput
+with 1, 2, … calls at once (streams, the cores split between them): a video file's frames may be in flight
+together, and `edgeae run` on files loads the winner with the streams that gave the most frames per second. The search is greedy, stage by
 stage, each stage re-timing the incumbent beside its challengers in interleaved rounds (lower quartiles), so that
 background load falls on all of them alike and counts as little as it can; candidates are scored on frames.
 
@@ -29,6 +31,7 @@ import os
 import platform
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -354,6 +357,15 @@ def tuned_candidate(run_dir: str | os.PathLike, backend: str | None = None,
     return Candidate.from_dict(entry), f"tuned here ({TUNING_FILE}: {timing})"
 
 
+def tuned_streams(run_dir: str | os.PathLike, form: Candidate | None) -> int:
+    """Streams for `form` when frames are run for throughput: what the tuner's throughput stage picked for it
+    (only the winner is measured there), else 1."""
+    if form is None:
+        return 1
+    measured = (read_sidecar(run_dir)[0] or {}).get("throughput") or {}
+    return int(measured.get("streams", 1)) if measured.get("label") == form.label else 1
+
+
 def form_text(form: Candidate | None, backend: str, precision: str, paths, options: dict, note: str) -> str:
     """Autoencoder.describe(): what runs, and whether it was tuned on this machine."""
     if form is not None:
@@ -631,6 +643,66 @@ def small_winner(tuner: Tuner, int8_picked: bool) -> dict | None:
     return {**best_small.to_dict(), "score_small": round(best_small.score, 4), "shapes": small}
 
 
+# Streams raise each frame's latency (a call gets fewer cores), so more than one must win clearly, not by noise.
+STREAMS_MIN_GAIN = 1.05
+THROUGHPUT_ROUNDS = 5
+
+
+def stream_counts(nproc: int) -> list[int]:
+    """The stream counts the throughput stage tries: 1 (latency), 2, half and all of the cores."""
+    return sorted({n for n in (1, 2, nproc // 2, nproc) if 1 <= n <= nproc})
+
+
+def pick_streams(ms: dict[int, float]) -> int:
+    """The stream count with the least ms per frame, if it beats 1 stream by STREAMS_MIN_GAIN; else 1."""
+    fastest = min(ms, key=ms.get)
+    return fastest if ms[1] / ms[fastest] >= STREAMS_MIN_GAIN else 1
+
+
+def ms_per_frame(ae, pool: ThreadPoolExecutor, streams: int, x: np.ndarray) -> float:
+    """Wall ms per frame with `streams` threads each running one untimed and TIMING_BLOCK timed calls at once."""
+    def calls(n: int) -> None:
+        for _ in range(n):
+            ae.reconstruct_batch(x)
+
+    list(pool.map(calls, [1] * streams))
+    start = time.perf_counter_ns()
+    list(pool.map(calls, [TIMING_BLOCK] * streams))
+    return (time.perf_counter_ns() - start) / 1e6 / (streams * TIMING_BLOCK * len(x))
+
+
+def throughput_stage(run_dir: Path, winner: Candidate, inputs: list[np.ndarray]) -> dict | None:
+    """Frames per second of the winner at the largest timing frame with 1, 2, … calls at once (each call's
+    threads = the winner's threads // streams), interleaved rounds, lower-quartile ms per frame. A video file's
+    frames can be in flight together, and on 2 cores two 1-thread calls can beat one 2-thread call: the threads of
+    one call wait for each other at every layer (AMD EPYC, 576×768, OpenVINO: 33 vs 38 frames/s, 2026-11-28).
+    None where the winner's backend runs one call at a time or one core is all there is."""
+    from edgeae.runtime.autoencoder import Autoencoder
+    from edgeae.runtime.backends import backend_class
+
+    counts = stream_counts(machine_threads())
+    if len(counts) < 2 or not backend_class(winner.backend).runs_concurrently:
+        return None
+    began, x = time.perf_counter(), max(inputs, key=lambda a: a.shape[2] * a.shape[3])
+    models = {n: Autoencoder.load(run_dir, form=winner, streams=n) for n in counts}
+    pools = {n: ThreadPoolExecutor(n, thread_name_prefix="edgeae-tune") for n in counts}
+    try:
+        times: dict[int, list[float]] = {n: [] for n in counts}
+        for r in range(THROUGHPUT_ROUNDS):
+            for n in counts[r % len(counts):] + counts[:r % len(counts)]:
+                times[n].append(ms_per_frame(models[n], pools[n], n, x))
+    finally:
+        for n in counts:
+            pools[n].shutdown()
+            models[n].close()
+    ms = {n: float(np.percentile(t, 25)) for n, t in times.items()}
+    streams = pick_streams(ms)
+    return {"label": winner.label, "shape": shape_key(x.shape), "rounds": THROUGHPUT_ROUNDS,
+            "ms_per_frame": {str(n): round(v, 3) for n, v in ms.items()},
+            "frames_per_s": {str(n): round(1000 / v, 1) for n, v in ms.items()}, "streams": streams,
+            "min_gain": STREAMS_MIN_GAIN, "seconds": round(time.perf_counter() - began, 1)}
+
+
 def key_files(run_dir: Path) -> set[str]:
     """Every ONNX file the tuner considers that this run folder holds."""
     names = {onnx_name(r, p) for r in ("encoder", "decoder") for p in ("fp32", "int8")}
@@ -658,6 +730,7 @@ def tune(run_dir: str | os.PathLike, cfg: TuneConfig = TuneConfig(), progress: b
     winner = min((g for g in groups.values() if g["precision"] != "int8" or result["int8"]["picked"]),
                  key=lambda e: e["score"])
     small = small_winner(tuner, result["int8"]["picked"])
+    throughput = throughput_stage(run_dir, Candidate.from_dict(winner), tuner.inputs)
     sidecar = {
         "format": SIDECAR_FORMAT,
         "key": sidecar_key(run_dir, key_files(run_dir), {m.candidate.backend for m in tuner.measured}),
@@ -666,7 +739,7 @@ def tune(run_dir: str | os.PathLike, cfg: TuneConfig = TuneConfig(), progress: b
         "shapes": [list(s) for s in cfg.shapes], "cpu": cpu_info().describe(),
         "baseline": tuner.baseline.label, "winner": winner, "winner_small": small, "best": groups,
         "speedup_vs_baseline": round(1 / winner["score"], 3),  # scores are relative to the baseline
-        "int8": result["int8"], "unavailable": tuner.skipped, "stages": tuner.stages,
+        "throughput": throughput, "int8": result["int8"], "unavailable": tuner.skipped, "stages": tuner.stages,
     }
     atomic_write_json(sidecar_path(run_dir), sidecar)
     _warned.clear()
@@ -697,7 +770,16 @@ def format_tuning(sidecar: dict) -> str:
     if small and small["label"] != sidecar["winner"]["label"]:
         lines.append(f"picked for inputs under {FRAME_MIN_PIXELS} pixels ({', '.join(small['shapes'])}): {small['label']}")
     lines.append(f"int8: {'picked' if sidecar['int8']['picked'] else 'not picked'} — {sidecar['int8']['reason']}")
+    if sidecar.get("throughput"):
+        lines.append(throughput_text(sidecar["throughput"]))
     return "\n".join(lines)
+
+
+def throughput_text(throughput: dict) -> str:
+    """'frames in flight (a video file), 1x3x576x768: 1 stream 33.1, 2 streams 38.4 frames/s: 2 streams'."""
+    rates = ", ".join(f"{n} stream{'s' * (n != '1')} {fps:.1f}" for n, fps in throughput["frames_per_s"].items())
+    n = throughput["streams"]
+    return f"frames in flight (a video file), {throughput['shape']}: {rates} frames/s: {n} stream{'s' * (n != 1)}"
 
 
 def main(argv: list[str] | None = None) -> int:

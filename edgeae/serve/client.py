@@ -259,6 +259,9 @@ class RemoteRunConfig(RunConfig):
             raise EdgeAEError(f"--server {self.server!r} is not HOST:PORT of a Triton server's HTTP endpoint")
         if not self.request_timeout > 0:
             raise EdgeAEError("the request timeout must be above 0 seconds")
+        if self.streams > 1:
+            raise EdgeAEError(f"--streams {self.streams} splits this machine's cores between inference calls; with "
+                              "--backend triton the server runs them ('edgeae serve --instances N' there): leave it out")
         if self.score_on_server and self.task != "anomaly":
             raise EdgeAEError(f"--score-on-server scores anomalies on the server; the task is {self.task}: "
                               "leave it out or use --task anomaly")

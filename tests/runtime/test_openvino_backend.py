@@ -190,3 +190,18 @@ def test_openvino_parity_lists_precisions_without_files_as_skipped(trained_run, 
     assert {r["precision"] for r in section["rows"]} == {"fp32"} and section["passed"]
     assert set(section["skipped"]) == {"fp16", "int8"} and "edgeae build" in section["skipped"]["int8"]
     assert "int8      skipped: model" in format_openvino_parity(section)
+
+
+def test_calls_from_several_threads_on_two_streams_equal_one_call_at_a_time(trained_run, openvino):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.random((1, 3, 64, 96), dtype=np.float32) for _ in range(8)]
+    with OpenVINOBackend.load(trained_run / "encoder.onnx", threads=2) as one:
+        expected = [one.infer({"image": x})["latent"] for x in inputs]
+    with OpenVINOBackend.load(trained_run / "encoder.onnx", threads=2, streams=2) as two:
+        with ThreadPoolExecutor(2) as pool:  # each thread its own infer request: no call sees another's output
+            got = list(pool.map(lambda x: two.infer({"image": x})["latent"], inputs))
+        assert two.streams == 2 and int(two.compiled.get_property("NUM_STREAMS")) == 2
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

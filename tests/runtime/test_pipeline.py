@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edgeae.cli import main
+from edgeae.errors import EdgeAEError
 from edgeae.runtime.pipeline import STAGES, BatchBuffers, Pipeline, RunConfig, format_profile, run
 from edgeae.runtime.preprocess import frames_to_batch
 from edgeae.runtime.sinks import SinkSet
@@ -145,28 +146,55 @@ def test_log_is_one_json_line_per_event_without_progress_bar_off_a_terminal(trai
     assert lines[0]["level"] == "info" and lines[0]["frame"] == 1 and lines[-1]["reason"] == "complete"
 
 
-def test_inference_one_step_ahead_writes_what_one_step_at_a_time_writes(trained_run, synthetic_video, tmp_path):
+def test_inference_steps_ahead_write_what_one_step_at_a_time_writes(trained_run, synthetic_video, tmp_path):
     from edgeae.runtime.autoencoder import Autoencoder
     from edgeae.runtime.tasks.anomaly import AnomalyConfig, AnomalyTask
 
     written = {}
-    for overlap in (False, True):
-        out = tmp_path / f"overlap-{overlap}"
+    for overlap, streams in ((False, 1), (True, 1), (True, 2)):
+        out = tmp_path / f"overlap-{overlap}-{streams}"
         sources = [FrameSource(str(synthetic_video), "a").start(), FrameSource(str(synthetic_video), "b").start()]
         sinks = SinkSet(["a", "b"], out_frames=str(out / "frames"), events=str(out / "events.jsonl"))
         try:
-            with Autoencoder.load(trained_run, threads=1) as ae:
-                # anomaly: its post-processing reads the step's input batch again, after the next step has been filled
+            with Autoencoder.load(trained_run, threads=2, streams=streams) as ae:
+                # anomaly: its post-processing reads the step's input batch again, after later steps have been filled
                 task = AnomalyTask(AnomalyConfig(threshold=1e-3, reference=""))
                 summary = Pipeline(ae, sources, task, sinks, progress=False, overlap=overlap).run()
         finally:
             sinks.close()
             for s in sources:
                 s.close()
-        assert summary["overlap"] is overlap and summary["frames"] == 48
+        assert summary["overlap"] is overlap and summary["steps_ahead"] == (streams if overlap else 0)
+        assert summary["frames"] == 48
         events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
         frames = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "frames").rglob("*.jpg"))}
-        written[overlap] = ([{k: v for k, v in e.items() if k not in ("time", "seconds")} for e in events], frames)
-    assert len(written[True][1]) == 48
-    # Same frames, byte for byte (each step's batch buffer is kept until it is post-processed), same events in order.
-    assert written[True] == written[False]
+        # scores rounded: two 1-thread calls and one 2-thread call may sum in another order (last bits)
+        written[overlap, streams] = ([{k: round(v, 4) if k == "score" else v for k, v in e.items()
+                                       if k not in ("time", "seconds")} for e in events], frames)
+    assert len(written[True, 2][1]) == 48
+    # Same frames (each step's batch buffer is kept until it is post-processed), same events in order.
+    assert written[True, 1] == written[False, 1]
+    assert written[True, 2][0] == written[False, 1][0] and written[True, 2][1].keys() == written[False, 1][1].keys()
+
+
+def test_a_size_change_is_logged_just_before_the_first_frame_of_the_new_size_with_steps_ahead(trained_run, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, (h, w) in enumerate([(48, 64)] * 3 + [(40, 72)] * 3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((h, w, 3), 30 * i, np.uint8))
+    events = tmp_path / "events.jsonl"
+    summary = run(RunConfig(run=str(trained_run), task="reconstruct", sources=(str(folder),), events=str(events),
+                            threads=2, streams=2), progress=False)
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    order = [(e["event"], e.get("frame")) for e in lines if e["event"] in ("frame", "size_change")]
+    assert summary["steps_ahead"] == 2
+    assert order == [("frame", 0), ("frame", 1), ("frame", 2), ("size_change", 3), ("frame", 3), ("frame", 4), ("frame", 5)]
+
+
+def test_streams_are_refused_for_a_triton_client_and_out_of_range():
+    from edgeae.serve.client import RemoteRunConfig
+
+    with pytest.raises(EdgeAEError, match="--streams 2 .* leave it out"):
+        RemoteRunConfig(run="r", sources=("v.avi",), backend="triton", streams=2).validate()
+    with pytest.raises(EdgeAEError, match="--streams must be 0"):
+        RunConfig(run="r", sources=("v.avi",), streams=-1).validate()

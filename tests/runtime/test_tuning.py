@@ -310,3 +310,43 @@ def test_small_inputs_get_a_stage_of_their_own_that_no_frame_pick_comes_from(tra
     assert sidecar["winner_small"]["label"] == small["candidates"][0]["label"]  # the fastest there
     assert "1x3x64x96" in sidecar["winner"]["ms"]  # the frame pick comes from the frame stages
     assert "–" in tuning.format_tuning(sidecar)  # the small stage shows no frame times
+
+
+def test_streams_are_picked_only_where_they_beat_one_call_at_a_time_clearly():
+    assert tuning.pick_streams({1: 30.0, 2: 25.0}) == 2
+    assert tuning.pick_streams({1: 30.0, 2: 29.0}) == 1  # 3 %: timing noise, and each frame would wait longer
+    assert tuning.pick_streams({1: 30.0, 2: 31.0}) == 1
+    assert tuning.pick_streams({1: 30.0, 2: 27.0, 4: 22.0, 8: 24.0}) == 4
+    assert tuning.stream_counts(1) == [1] and tuning.stream_counts(2) == [1, 2] and tuning.stream_counts(16) == [1, 2, 8, 16]
+
+
+def test_the_throughput_stage_times_the_winner_and_files_load_with_its_streams(tuned_run, tmp_path, monkeypatch):
+    sidecar = _sidecar(tuned_run)
+    winner = Candidate.from_dict(sidecar["winner"])
+    monkeypatch.setattr(tuning, "machine_threads", lambda: 2)
+    measured = tuning.throughput_stage(tuned_run, winner, tuning.timing_inputs(QUICK.shapes))
+    assert measured["label"] == winner.label and set(measured["frames_per_s"]) == {"1", "2"}
+    assert measured["streams"] == tuning.pick_streams({int(n): ms for n, ms in measured["ms_per_frame"].items()})
+    run = tmp_path / "run"
+    shutil.copytree(tuned_run, run)
+    (run / "tuning.json").write_text(json.dumps({**sidecar, "throughput": {**measured, "streams": 2}}))
+    with Autoencoder.load(run, streams=0) as files, Autoencoder.load(run) as camera, \
+            Autoencoder.load(run, backend="onnxruntime", precision="fp32", form=None, streams=0) as named:
+        assert files.streams == 2 and "streams 2" in files.describe()
+        assert camera.streams == 1  # latency: every core on each call
+        # a form the throughput stage did not time keeps 1 stream; the winner named by its backend gets its streams
+        named_form, _ = tuning.tuned_candidate(run, "onnxruntime", "fp32")
+        assert named.streams == (2 if named_form.label == winner.label else 1)
+    assert "frames in flight" in tuning.format_tuning({**sidecar, "throughput": measured})
+
+
+def test_onnxruntime_streams_split_the_threads_between_calls(trained_run):
+    from edgeae.errors import EdgeAEError
+    from edgeae.runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+    for threads, streams, per_call in ((4, 2, 2), (1, 2, 1), (3, 1, 3)):
+        with OnnxRuntimeBackend.load(trained_run / "encoder.onnx", threads=threads, streams=streams) as backend:
+            assert backend.streams == streams
+            assert backend.session.get_session_options().intra_op_num_threads == per_call
+    with pytest.raises(EdgeAEError, match="streams must be 1 or more"):
+        OnnxRuntimeBackend.load(trained_run / "encoder.onnx", streams=0)

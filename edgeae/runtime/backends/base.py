@@ -21,6 +21,10 @@ class Backend(ABC):
     input_names: list[str]
     output_names: list[str]
     metadata: dict[str, str]  # the model's "edgeae.*" metadata
+    # Whether `load(..., streams=N)` is accepted: N calls may then run at once from N threads, the cores split
+    # between them (more frames per second from a video file, each frame slower). `streams`: what was loaded.
+    runs_concurrently: bool = False
+    streams: int = 1
 
     @classmethod
     def model_file(cls, model_dir: str | os.PathLike, role: str, precision: str) -> Path:

@@ -11,6 +11,7 @@ in f32; `inference_precision` reports what the device actually chose.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ def inference_precision(compiled) -> str:
 
 class OpenVINOBackend(Backend):
     name = "openvino"
+    runs_concurrently = True  # one infer request per calling thread, on the compiled model's streams
 
     def __init__(self, compiled, path: Path, metadata: dict[str, str], precision_hint: str,
                  names: tuple[list[str], list[str]]):
@@ -58,13 +60,17 @@ class OpenVINOBackend(Backend):
         self.input_names, self.output_names = names
         self.device = ",".join(compiled.get_property("EXECUTION_DEVICES"))
         self.inference_precision = inference_precision(compiled)
-        self.request = compiled.create_infer_request()  # one request, reused: no per-call allocation of it
+        # One request per calling thread, made on its first call and reused: a request is not thread-safe, and
+        # streams > 1 serve several callers at once.
+        self._local = threading.local()
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "CPU", threads: int = 0,
-             precision_hint: str = "") -> "OpenVINOBackend":
+             precision_hint: str = "", streams: int = 1) -> "OpenVINOBackend":
         """device: an OpenVINO device name; threads: CPU inference threads (0 = OpenVINO's default);
-        precision_hint: "f32"/"f16"/"bf16" (default: from the file's edgeae.precision, see HINTS)."""
+        precision_hint: "f32"/"f16"/"bf16" (default: from the file's edgeae.precision, see HINTS);
+        streams: calls that will run at once from that many threads (OpenVINO's streams, `threads` split
+        between them); 1 is the latency setting, every thread on one call."""
         try:
             import openvino as ov
             from openvino.frontend import FrontEndManager
@@ -87,7 +93,12 @@ class OpenVINOBackend(Backend):
         metadata = {k: str(v) for k, v in model.get_rt_info(["framework"]).value.items()} \
             if model.has_rt_info(["framework"]) else {}
         precision_hint = precision_hint or HINTS.get(metadata.get("edgeae.precision", "fp32"), "f32")
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision_hint}
+        if streams < 1:
+            raise EdgeAEError(f"OpenVINO streams must be 1 or more, got {streams}")
+        config = {"PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
+                  "INFERENCE_PRECISION_HINT": precision_hint}
+        if streams > 1:
+            config["NUM_STREAMS"] = streams
         if threads and device.startswith("CPU"):
             config["INFERENCE_NUM_THREADS"] = threads
         names = ([i.get_any_name() for i in model.inputs], [o.get_any_name() for o in model.outputs])
@@ -95,13 +106,19 @@ class OpenVINOBackend(Backend):
             compiled = core.compile_model(model, device, config)
         except Exception as e:
             raise EdgeAEError(f"OpenVINO cannot compile {path.name} for {device} ({_detail(e)})") from None
-        return cls(compiled, path, metadata, precision_hint, names)
+        backend = cls(compiled, path, metadata, precision_hint, names)
+        backend.streams = streams
+        return backend
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # share_inputs: OpenVINO reads the caller's arrays in place; outputs are copied because the request
         # reuses its buffers on the next call while callers still hold the last result.
-        results = self.request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()}, share_inputs=True)
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        results = request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()}, share_inputs=True)
         return {name: results[output] for name, output in zip(self.output_names, self.compiled.outputs)}
 
     def close(self) -> None:
-        self.request = self.compiled = None
+        self._local = threading.local()
+        self.compiled = None
