@@ -260,7 +260,9 @@ def shape_key(shape) -> str:
 
 FRAME_MIN_PIXELS = 64 * 64
 SMALL_STAGE = "small inputs"
-SMALL_ROUNDS = 200
+# 2 timed calls per round: 200 samples per candidate, enough for a lower quartile of sub-millisecond calls; 200 rounds
+# made this stage the tuner's longest (13-15 s of 19 candidates), and a tune must stay well under a minute.
+SMALL_ROUNDS = 100
 
 
 def is_small(shape) -> bool:
@@ -581,7 +583,11 @@ def search(tuner: Tuner) -> dict:
     incumbent, int8, accuracy = baseline, None, "ONNX Runtime was not tuned"
     if "onnxruntime" in backends:
         forms = structure_candidates(run_dir, "onnxruntime", baseline.decoder_form, threads=nproc, optimization="all")
-        incumbent = stage("structure", [c.with_options(spinning=spin) for spin in (False, True) for c in forms])
+        # Spinning only where one session runs: with two sessions back to back, the idle session's spinning threads
+        # take the cores from the running one: alone in a process, ConvTranspose two sessions took 51-56 ms at
+        # 480×640 spinning and 27-28 ms not (AMD EPYC, 2 threads, 2026-11-28). Timing them only costs seconds.
+        incumbent = stage("structure", [c.with_options(spinning=spin) for c in forms
+                                        for spin in ((False, True) if c.fused else (False,))])
         incumbent = stage("threads", [incumbent.with_options(threads=t) for t in sorted({1, max(1, nproc // 2), nproc})])
         incumbent = stage("optimization", [incumbent.with_options(optimization=o) for o in ("basic", "extended", "all")])
         int8, accuracy = int8_candidate(tuner, incumbent)
@@ -645,7 +651,7 @@ def small_winner(tuner: Tuner, int8_picked: bool) -> dict | None:
 
 # Streams raise each frame's latency (a call gets fewer cores), so more than one must win clearly, not by noise.
 STREAMS_MIN_GAIN = 1.05
-THROUGHPUT_ROUNDS = 5
+THROUGHPUT_ROUNDS = 4
 
 
 def stream_counts(nproc: int) -> list[int]:
@@ -653,30 +659,61 @@ def stream_counts(nproc: int) -> list[int]:
     return sorted({n for n in (1, 2, nproc // 2, nproc) if 1 <= n <= nproc})
 
 
-def pick_streams(ms: dict[int, float]) -> int:
-    """The stream count with the least ms per frame, if it beats 1 stream by STREAMS_MIN_GAIN; else 1."""
-    fastest = min(ms, key=ms.get)
-    return fastest if ms[1] / ms[fastest] >= STREAMS_MIN_GAIN else 1
+def stream_gains(times: dict[int, list[float]]) -> dict[int, float]:
+    """Each stream count's gain over 1 stream: the median over rounds of 1 stream's ms per frame over its own in the
+    same round. Paired by round, so a machine that slows down between rounds moves both sides alike."""
+    return {n: float(np.median(np.array(times[1]) / np.array(t))) for n, t in times.items()}
 
 
-def ms_per_frame(ae, pool: ThreadPoolExecutor, streams: int, x: np.ndarray) -> float:
-    """Wall ms per frame with `streams` threads each running one untimed and TIMING_BLOCK timed calls at once."""
-    def calls(n: int) -> None:
-        for _ in range(n):
-            ae.reconstruct_batch(x)
+def pick_streams(gains: dict[int, float]) -> int:
+    """The stream count with the largest gain over 1 stream, if that is at least STREAMS_MIN_GAIN; else 1."""
+    best = max(gains, key=gains.get)
+    return best if gains[best] >= STREAMS_MIN_GAIN else 1
 
-    list(pool.map(calls, [1] * streams))
+
+# Frames per turn of the throughput stage: the first and last ones leave streams idle, so a turn is a run of frames.
+THROUGHPUT_FRAMES = 12
+
+
+def ms_per_frame(ae, pool: ThreadPoolExecutor, streams: int, frame: np.ndarray, frames: int = 0) -> float:
+    """Wall ms per frame of the loop `edgeae run` runs on a video file, in miniature: each frame preprocessed here,
+    up to `streams` inferences in flight in `pool`, each result scored here as the anomaly task scores it (error
+    map, area reduction, blur, top-k). The caller's own work belongs in the measurement: while it runs on a core,
+    a 2-thread inference call's other thread waits for the slowed one at every layer, where two 1-thread calls go
+    on (AMD EPYC, 2 cores, 2026-11-28, anomaly on vtest.avi: 26.0-27.7 frames/s with 1 stream, 30.4-31.7 with 2;
+    inference alone timed the two alike, and a squared error alone as the caller's work showed +8 %, not +25 %)."""
+    from collections import deque
+
+    from edgeae.runtime.pipeline import BatchBuffers
+    from edgeae.runtime.tasks.anomaly import AnomalyConfig, AnomalyTask
+
+    pending: deque = deque()
+    buffers = [BatchBuffers(ae.info.downsample) for _ in range(streams + 1)]  # as the pipeline: no per-frame allocation
+    task = AnomalyTask(AnomalyConfig())
+
+    def finish_oldest() -> None:
+        batch, job = pending.popleft()
+        task.score(task.errors(batch, job.result())[0])
+
+    frames = frames or THROUGHPUT_FRAMES
+    ae.reconstruct_batch(buffers[0].fill([frame]))  # untimed: what ran before is settled
     start = time.perf_counter_ns()
-    list(pool.map(calls, [TIMING_BLOCK] * streams))
-    return (time.perf_counter_ns() - start) / 1e6 / (streams * TIMING_BLOCK * len(x))
+    for i in range(frames):
+        batch = buffers[i % len(buffers)].fill([frame])
+        pending.append((batch, pool.submit(ae.reconstruct_batch, batch)))
+        while len(pending) > streams:
+            finish_oldest()
+    while pending:
+        finish_oldest()
+    return (time.perf_counter_ns() - start) / 1e6 / frames
 
 
 def throughput_stage(run_dir: Path, winner: Candidate, inputs: list[np.ndarray]) -> dict | None:
-    """Frames per second of the winner at the largest timing frame with 1, 2, … calls at once (each call's
-    threads = the winner's threads // streams), interleaved rounds, lower-quartile ms per frame. A video file's
-    frames can be in flight together, and on 2 cores two 1-thread calls can beat one 2-thread call: the threads of
-    one call wait for each other at every layer (AMD EPYC, 576×768, OpenVINO: 33 vs 38 frames/s, 2026-11-28).
-    None where the winner's backend runs one call at a time or one core is all there is."""
+    """Frames per second of `edgeae run`'s loop (ms_per_frame) with the winner at the largest timing frame and
+    1, 2, … calls at once (each call's threads = the winner's threads // streams), interleaved rounds; the pick by
+    the gain over 1 stream paired by round (stream_gains). A video file's frames can be in flight together, and two 1-thread calls can beat one 2-thread
+    call, whose threads wait for each other at every layer. None where the winner's backend runs one call at a time
+    or one core is all there is."""
     from edgeae.runtime.autoencoder import Autoencoder
     from edgeae.runtime.backends import backend_class
 
@@ -684,22 +721,24 @@ def throughput_stage(run_dir: Path, winner: Candidate, inputs: list[np.ndarray])
     if len(counts) < 2 or not backend_class(winner.backend).runs_concurrently:
         return None
     began, x = time.perf_counter(), max(inputs, key=lambda a: a.shape[2] * a.shape[3])
+    frame = np.ascontiguousarray(x[0, ::-1].transpose(1, 2, 0) * 255).astype(np.uint8)  # as a camera gives it
     models = {n: Autoencoder.load(run_dir, form=winner, streams=n) for n in counts}
     pools = {n: ThreadPoolExecutor(n, thread_name_prefix="edgeae-tune") for n in counts}
     try:
         times: dict[int, list[float]] = {n: [] for n in counts}
         for r in range(THROUGHPUT_ROUNDS):
             for n in counts[r % len(counts):] + counts[:r % len(counts)]:
-                times[n].append(ms_per_frame(models[n], pools[n], n, x))
+                times[n].append(ms_per_frame(models[n], pools[n], n, frame))
     finally:
         for n in counts:
             pools[n].shutdown()
             models[n].close()
     ms = {n: float(np.percentile(t, 25)) for n, t in times.items()}
-    streams = pick_streams(ms)
+    gains = stream_gains(times)
     return {"label": winner.label, "shape": shape_key(x.shape), "rounds": THROUGHPUT_ROUNDS,
-            "ms_per_frame": {str(n): round(v, 3) for n, v in ms.items()},
-            "frames_per_s": {str(n): round(1000 / v, 1) for n, v in ms.items()}, "streams": streams,
+            "frames": THROUGHPUT_FRAMES, "ms_per_frame": {str(n): round(v, 3) for n, v in ms.items()},
+            "frames_per_s": {str(n): round(1000 / v, 1) for n, v in ms.items()},
+            "gain": {str(n): round(g, 3) for n, g in gains.items()}, "streams": pick_streams(gains),
             "min_gain": STREAMS_MIN_GAIN, "seconds": round(time.perf_counter() - began, 1)}
 
 
@@ -776,10 +815,13 @@ def format_tuning(sidecar: dict) -> str:
 
 
 def throughput_text(throughput: dict) -> str:
-    """'frames in flight (a video file), 1x3x576x768: 1 stream 33.1, 2 streams 38.4 frames/s: 2 streams'."""
+    """'frames in flight (a video file), 1x3x576x768: 1 stream 33.1, 2 streams 38.4 frames/s (1.16× paired by
+    round): 2 streams'."""
     rates = ", ".join(f"{n} stream{'s' * (n != '1')} {fps:.1f}" for n, fps in throughput["frames_per_s"].items())
+    gains = ", ".join(f"{g:.2f}× with {n}" for n, g in throughput.get("gain", {}).items() if n != "1")
     n = throughput["streams"]
-    return f"frames in flight (a video file), {throughput['shape']}: {rates} frames/s: {n} stream{'s' * (n != 1)}"
+    return (f"frames in flight (a video file), {throughput['shape']}: {rates} frames/s (gain paired by round: {gains}): "
+            f"{n} stream{'s' * (n != 1)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,8 +59,9 @@ def test_tuning_writes_a_keyed_sidecar_with_the_winner_and_every_candidate(tuned
     assert key["cpu"] == cpu_info().model and key["isa"] == list(cpu_info().isa) and key["nproc"] >= 1
     assert key["runtimes"] == {"onnxruntime": onnxruntime.__version__}
     structure = sidecar["stages"][0]
-    # 3 decoder forms × (two sessions, fused) × spinning off/on, and the untuned baseline beside them
-    assert structure["stage"] == "structure" and len(structure["candidates"]) == 13
+    # 3 decoder forms × (two sessions spinning off; fused spinning off/on), and the untuned baseline beside them
+    assert structure["stage"] == "structure" and len(structure["candidates"]) == 10
+    assert not any("two sessions" in e["label"] and "spinning=on" in e["label"] for e in structure["candidates"])
     assert [s["stage"] for s in sidecar["stages"]] == ["structure", "threads", "optimization"]
     labels = {e["label"] for s in sidecar["stages"] for e in s["candidates"]}
     assert sidecar["winner"]["label"] in labels and sidecar["baseline"] in labels
@@ -313,10 +314,18 @@ def test_small_inputs_get_a_stage_of_their_own_that_no_frame_pick_comes_from(tra
 
 
 def test_streams_are_picked_only_where_they_beat_one_call_at_a_time_clearly():
-    assert tuning.pick_streams({1: 30.0, 2: 25.0}) == 2
-    assert tuning.pick_streams({1: 30.0, 2: 29.0}) == 1  # 3 %: timing noise, and each frame would wait longer
-    assert tuning.pick_streams({1: 30.0, 2: 31.0}) == 1
-    assert tuning.pick_streams({1: 30.0, 2: 27.0, 4: 22.0, 8: 24.0}) == 4
+    assert tuning.pick_streams({1: 1.0, 2: 1.2}) == 2
+    assert tuning.pick_streams({1: 1.0, 2: 1.03}) == 1  # 3 %: timing noise, and each frame would wait longer
+    assert tuning.pick_streams({1: 1.0, 2: 0.9}) == 1
+    assert tuning.pick_streams({1: 1.0, 2: 1.1, 4: 1.3, 8: 1.2}) == 4
+
+
+def test_stream_gains_are_paired_by_round_so_a_machine_slowing_down_moves_both_alike():
+    # 2 streams faster in every round, while the machine slowed down 3× over the rounds
+    times = {1: [30.0, 60.0, 90.0], 2: [25.0, 50.0, 75.0]}
+    assert tuning.stream_gains(times) == {1: 1.0, 2: pytest.approx(1.2)}
+    # unpaired, the slow rounds of one side could meet the fast rounds of the other: paired, they cannot
+    assert tuning.pick_streams(tuning.stream_gains({1: [30.0, 90.0, 60.0], 2: [31.0, 92.0, 61.0]})) == 1
     assert tuning.stream_counts(1) == [1] and tuning.stream_counts(2) == [1, 2] and tuning.stream_counts(16) == [1, 2, 8, 16]
 
 
@@ -326,7 +335,7 @@ def test_the_throughput_stage_times_the_winner_and_files_load_with_its_streams(t
     monkeypatch.setattr(tuning, "machine_threads", lambda: 2)
     measured = tuning.throughput_stage(tuned_run, winner, tuning.timing_inputs(QUICK.shapes))
     assert measured["label"] == winner.label and set(measured["frames_per_s"]) == {"1", "2"}
-    assert measured["streams"] == tuning.pick_streams({int(n): ms for n, ms in measured["ms_per_frame"].items()})
+    assert measured["streams"] == tuning.pick_streams({int(n): g for n, g in measured["gain"].items()})
     run = tmp_path / "run"
     shutil.copytree(tuned_run, run)
     (run / "tuning.json").write_text(json.dumps({**sidecar, "throughput": {**measured, "streams": 2}}))
