@@ -123,7 +123,9 @@ def md_candidates(candidates: dict) -> list[str]:
             + [f"{ms[s]:.2f}" + (" (best)" if ms[s] == best[s] else f" (+{100 * (ms[s] / best[s] - 1):.0f} %)") for s in shapes]
             for label, ms in sorted(candidates["ms"].items(), key=lambda kv: sum(kv[1].values()))]
     unavailable = [f"- {k}: {v}" for k, v in candidates.get("unavailable", {}).items()]
-    return lines + [f"Median ms of {candidates['rounds']} interleaved rounds per size; + % behind the fastest.", ""] + \
+    block = candidates.get("block", 1)
+    turn = f" (each turn an untimed call, then {block} timed)" if block > 1 else ""
+    return lines + [f"Median ms of {candidates['rounds']} interleaved rounds per size{turn}; + % behind the fastest.", ""] + \
         _table(["candidate"] + [f"{s} ms" for s in shapes], rows) + unavailable + [""]
 
 
@@ -135,6 +137,10 @@ def md_tuning(tuning: dict) -> list[str]:
         lines += [f"**{run}**: picked `{t['winner']['label']}`, {t['speedup_vs_baseline']:.2f}× the untuned default "
                   f"(`{t['baseline']}`) in {t['seconds']} s. int8 {'picked' if t['int8']['picked'] else 'not picked'}: "
                   f"{t['int8']['reason']}.", ""]
+        if t.get("throughput"):
+            from edgeae.runtime.tuning import throughput_text
+
+            lines += [f"Throughput stage: {throughput_text(t['throughput'])}.", ""]
         rows = [[stage["stage"], stage["rounds"], e["label"]] + [_f(e["ms"].get(s)) for s in shapes]
                 for stage in t["stages"] for e in stage["candidates"]]
         lines += ["<details><summary>every candidate, lower-quartile ms of interleaved rounds</summary>", ""] + \
@@ -147,11 +153,12 @@ def md_pipeline(pipeline: dict) -> list[str]:
     lines = ["## Pipeline on " + pipeline.get("source", "the footage"), ""]
     if "skipped" in pipeline:
         return lines + [_skipped("pipeline", pipeline), ""]
-    rows = [[task, r["frames"], _f(r["fps"], 1)] + [_f(r["ms_per_frame"][s], 2) for s in pipeline["stages"]]
+    rows = [[task, r["frames"], _f(r["fps"], 1), r.get("steps_ahead", "–")] + [_f(r["ms_per_frame"][s], 2) for s in pipeline["stages"]]
             for task, r in pipeline["tasks"].items()]
     model = f" Model form: {pipeline['model']}." if pipeline.get("model") else ""
-    return lines + [f"{pipeline['backend']}; {pipeline['implementation']}.{model}", ""] + \
-        _table(["task", "frames", "FPS"] + [f"{s} ms" for s in pipeline["stages"]], rows)
+    return lines + [f"{pipeline['backend']}; {pipeline['implementation']}.{model} *In flight*: inference calls at "
+                    "once (the tuned streams); with more than one, 'infer' is the wait for the earliest frame's result.", ""] + \
+        _table(["task", "frames", "FPS", "in flight"] + [f"{s} ms" for s in pipeline["stages"]], rows)
 
 
 def md_denoise(denoise: dict) -> list[str]:

@@ -216,10 +216,11 @@ def timing_inputs(shapes=TIMING_SHAPES, seed: int = 0) -> list[np.ndarray]:
     return batches
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> dict[str, float]:
+def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
+                        block: int = 1) -> dict[str, float]:
     """Median ms of each callable, all of them timed in turn within every round (the order rotating), so that
-    load from other processes falls on every candidate alike."""
-    return {name: float(np.median(t)) for name, t in interleaved_times(fns, rounds, warmup).items()}
+    load from other processes falls on every candidate alike; block as in interleaved_times."""
+    return {name: float(np.median(t)) for name, t in interleaved_times(fns, rounds, warmup, block).items()}
 
 
 def lower_quartiles(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
