@@ -650,8 +650,10 @@ def small_winner(tuner: Tuner, int8_picked: bool) -> dict | None:
     return {**best_small.to_dict(), "score_small": round(best_small.score, 4), "shapes": small}
 
 
-# Streams raise each frame's latency (a call gets fewer cores), so more than one must win clearly, not by noise.
-STREAMS_MIN_GAIN = 1.05
+# Streams serve video files, where only frames per second count (each frame's latency rises, a call getting fewer
+# cores, but live cameras never run them), so any gain beyond the timing noise of a paired median is taken. On the
+# 2-core EPYC the stage's rounds gave 1.00-1.37, medians 1.02-1.17 by the machine's load; no median fell below 1.
+STREAMS_MIN_GAIN = 1.02
 THROUGHPUT_ROUNDS = 4
 
 
