@@ -125,7 +125,8 @@ def md_candidates(candidates: dict) -> list[str]:
     unavailable = [f"- {k}: {v}" for k, v in candidates.get("unavailable", {}).items()]
     block = candidates.get("block", 1)
     turn = f" (each turn an untimed call, then {block} timed)" if block > 1 else ""
-    return lines + [f"Median ms of {candidates['rounds']} interleaved rounds per size{turn}; + % behind the fastest.", ""] + \
+    stat = "Lower-quartile" if block > 1 else "Median"
+    return lines + [f"{stat} ms of {candidates['rounds']} interleaved rounds per size{turn}; + % behind the fastest.", ""] + \
         _table(["candidate"] + [f"{s} ms" for s in shapes], rows) + unavailable + [""]
 
 

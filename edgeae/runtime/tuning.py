@@ -31,7 +31,6 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -678,41 +677,37 @@ def pick_streams(gains: dict[int, float]) -> int:
 THROUGHPUT_FRAMES = 12
 
 
-def ms_per_frame(ae, pool: ThreadPoolExecutor, streams: int, frame: np.ndarray, frames: int = 0) -> float:
-    """Wall ms per frame of the loop `edgeae run` runs on a video file, in miniature: each frame preprocessed here,
-    up to `streams` inferences in flight in `pool`, each result scored here as the anomaly task scores it (error
-    map, area reduction, blur, top-k). The caller's own work belongs in the measurement: while it runs on a core,
-    a 2-thread inference call's other thread waits for the slowed one at every layer, where two 1-thread calls go
-    on (AMD EPYC, 2 cores, 2026-11-28, anomaly on vtest.avi: 26.0-27.7 frames/s with 1 stream, 30.4-31.7 with 2;
-    inference alone timed the two alike, and a squared error alone as the caller's work showed +8 %, not +25 %)."""
-    from collections import deque
+def pipeline_ms_per_frame(ae, folder: Path, events: Path) -> float:
+    """Wall ms per frame of `edgeae run --task reconstruct --events …` with `ae` on the image folder `folder`: the
+    pipeline itself (capture thread, preprocessing, inference in flight, task, event sink), not a model of it. A
+    model of it, each frame preprocessed and scored in a loop, timed 1 and 2 streams alike where `edgeae run` on
+    vtest.avi gained 15-25 % from 2 (AMD EPYC, 2026-11-28): what else runs beside inference decides the gain."""
+    from edgeae.runtime.pipeline import Pipeline
+    from edgeae.runtime.sinks import SinkSet
+    from edgeae.runtime.sources import FrameSource
+    from edgeae.runtime.tasks.denoise import DenoiseTask
 
-    from edgeae.runtime.pipeline import BatchBuffers
-    from edgeae.runtime.tasks.anomaly import AnomalyConfig, AnomalyTask
+    source = FrameSource(str(folder), "tuning")
+    sinks = SinkSet([source.name], events=str(events))
+    try:
+        source.start()
+        summary = Pipeline(ae, [source], DenoiseTask("reconstruct"), sinks, progress=False).run()
+    finally:
+        sinks.close()
+        source.close()
+    return 1000 * summary["seconds"] / max(1, summary["frames"])
 
-    pending: deque = deque()
-    buffers = [BatchBuffers(ae.info.downsample) for _ in range(streams + 1)]  # as the pipeline: no per-frame allocation
-    task = AnomalyTask(AnomalyConfig())
 
-    def finish_oldest() -> None:
-        batch, job = pending.popleft()
-        task.score(task.errors(batch, job.result())[0])
+def write_frames(folder: Path, shape: tuple, count: int) -> None:
+    """`count` different timing frames of `shape` as PNG files: what the throughput stage's pipeline reads."""
+    import cv2
 
-    frames = frames or THROUGHPUT_FRAMES
-    ae.reconstruct_batch(buffers[0].fill([frame]))  # untimed: what ran before is settled
-    start = time.perf_counter_ns()
-    for i in range(frames):
-        batch = buffers[i % len(buffers)].fill([frame])
-        pending.append((batch, pool.submit(ae.reconstruct_batch, batch)))
-        while len(pending) > streams:
-            finish_oldest()
-    while pending:
-        finish_oldest()
-    return (time.perf_counter_ns() - start) / 1e6 / frames
+    for i, x in enumerate(timing_inputs([shape] * count, seed=1)):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.ascontiguousarray(x[0, ::-1].transpose(1, 2, 0) * 255).astype(np.uint8))
 
 
 def throughput_stage(run_dir: Path, winner: Candidate, inputs: list[np.ndarray]) -> dict | None:
-    """Frames per second of `edgeae run`'s loop (ms_per_frame) with the winner at the largest timing frame and
+    """Frames per second of `edgeae run` (pipeline_ms_per_frame) with the winner at the largest timing frame and
     1, 2, … calls at once (each call's threads = the winner's threads // streams), interleaved rounds; the pick by
     the gain over 1 stream paired by round (stream_gains). A video file's frames can be in flight together, and two 1-thread calls can beat one 2-thread
     call, whose threads wait for each other at every layer. None where the winner's backend runs one call at a time
@@ -723,19 +718,22 @@ def throughput_stage(run_dir: Path, winner: Candidate, inputs: list[np.ndarray])
     counts = stream_counts(machine_threads())
     if len(counts) < 2 or not backend_class(winner.backend).runs_concurrently:
         return None
+    import tempfile
+
     began, x = time.perf_counter(), max(inputs, key=lambda a: a.shape[2] * a.shape[3])
-    frame = np.ascontiguousarray(x[0, ::-1].transpose(1, 2, 0) * 255).astype(np.uint8)  # as a camera gives it
     models = {n: Autoencoder.load(run_dir, form=winner, streams=n) for n in counts}
-    pools = {n: ThreadPoolExecutor(n, thread_name_prefix="edgeae-tune") for n in counts}
     try:
-        times: dict[int, list[float]] = {n: [] for n in counts}
-        for r in range(THROUGHPUT_ROUNDS):
-            for n in counts[r % len(counts):] + counts[:r % len(counts)]:
-                times[n].append(ms_per_frame(models[n], pools[n], n, frame))
+        with tempfile.TemporaryDirectory(prefix="edgeae-tune-") as tmp:
+            folder = Path(tmp) / "frames"
+            folder.mkdir()
+            write_frames(folder, (1, *x.shape[1:]), THROUGHPUT_FRAMES)
+            times: dict[int, list[float]] = {n: [] for n in counts}
+            for r in range(THROUGHPUT_ROUNDS):
+                for n in counts[r % len(counts):] + counts[:r % len(counts)]:
+                    times[n].append(pipeline_ms_per_frame(models[n], folder, Path(tmp) / f"events-{r}-{n}.jsonl"))
     finally:
-        for n in counts:
-            pools[n].shutdown()
-            models[n].close()
+        for model in models.values():
+            model.close()
     ms = {n: float(np.percentile(t, 25)) for n, t in times.items()}
     gains = stream_gains(times)
     return {"label": winner.label, "shape": shape_key(x.shape), "rounds": THROUGHPUT_ROUNDS,
