@@ -65,7 +65,7 @@ def tune_runs(cfg: BenchConfig, runs: dict[str, Path]) -> dict:
         print(f"bench: tuning {run} …", flush=True)
         sidecar = tune(run, quick if cfg.quick else TuneConfig(), progress=False)
         out[str(run)] = {k: sidecar[k] for k in ("cpu", "seconds", "shapes", "baseline", "winner", "speedup_vs_baseline",
-                                                 "int8", "unavailable", "stages")}
+                                                 "int8", "throughput", "unavailable", "stages")}
     return out
 
 
