@@ -10,6 +10,7 @@ import numpy as np
 
 from benchmarks.codec import markdown as codec_markdown
 from edgeae.config import atomic_write_bytes, atomic_write_json
+from edgeae.runtime.tuning import throughput_text
 
 
 def strip_private(obj):
@@ -139,8 +140,6 @@ def md_tuning(tuning: dict) -> list[str]:
                   f"(`{t['baseline']}`) in {t['seconds']} s. int8 {'picked' if t['int8']['picked'] else 'not picked'}: "
                   f"{t['int8']['reason']}.", ""]
         if t.get("throughput"):
-            from edgeae.runtime.tuning import throughput_text
-
             lines += [f"Throughput stage: {throughput_text(t['throughput'])}.", ""]
         rows = [[stage["stage"], stage["rounds"], e["label"]] + [_f(e["ms"].get(s)) for s in shapes]
                 for stage in t["stages"] for e in stage["candidates"]]

@@ -702,24 +702,26 @@ def write_frames(folder: Path, shape: tuple, count: int) -> None:
     """`count` different timing frames of `shape` as PNG files: what the throughput stage's pipeline reads."""
     import cv2
 
+    from edgeae.runtime.preprocess import batch_to_frames
+
     for i, x in enumerate(timing_inputs([shape] * count, seed=1)):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), np.ascontiguousarray(x[0, ::-1].transpose(1, 2, 0) * 255).astype(np.uint8))
+        cv2.imwrite(str(folder / f"{i:03d}.png"), batch_to_frames(x, x.shape[2:])[0])
 
 
 def throughput_stage(run_dir: Path, winner: Candidate, inputs: list[np.ndarray]) -> dict | None:
     """Frames per second of `edgeae run` (pipeline_ms_per_frame) with the winner at the largest timing frame and
     1, 2, … calls at once (each call's threads = the winner's threads // streams), interleaved rounds; the pick by
-    the gain over 1 stream paired by round (stream_gains). A video file's frames can be in flight together, and two 1-thread calls can beat one 2-thread
-    call, whose threads wait for each other at every layer. None where the winner's backend runs one call at a time
-    or one core is all there is."""
+    the gain over 1 stream paired by round (stream_gains). A video file's frames can be in flight together, and
+    two 1-thread calls can beat one 2-thread call, whose threads wait for each other at every layer. None where the
+    winner's backend runs one call at a time or one core is all there is."""
+    import tempfile
+
     from edgeae.runtime.autoencoder import Autoencoder
     from edgeae.runtime.backends import backend_class
 
     counts = stream_counts(machine_threads())
     if len(counts) < 2 or not backend_class(winner.backend).runs_concurrently:
         return None
-    import tempfile
-
     began, x = time.perf_counter(), max(inputs, key=lambda a: a.shape[2] * a.shape[3])
     models = {n: Autoencoder.load(run_dir, form=winner, streams=n) for n in counts}
     try:
@@ -816,8 +818,8 @@ def format_tuning(sidecar: dict) -> str:
 
 
 def throughput_text(throughput: dict) -> str:
-    """'frames in flight (a video file), 1x3x576x768: 1 stream 33.1, 2 streams 38.4 frames/s (1.16× paired by
-    round): 2 streams'."""
+    """'frames in flight (a video file), 1x3x576x768: 1 stream 33.1, 2 streams 38.4 frames/s (gain paired by
+    round: 1.16× with 2): 2 streams'."""
     rates = ", ".join(f"{n} stream{'s' * (n != '1')} {fps:.1f}" for n, fps in throughput["frames_per_s"].items())
     gains = ", ".join(f"{g:.2f}× with {n}" for n, g in throughput.get("gain", {}).items() if n != "1")
     n = throughput["streams"]

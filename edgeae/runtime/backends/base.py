@@ -27,6 +27,12 @@ class Backend(ABC):
     streams: int = 1
 
     @classmethod
+    def check_streams(cls, streams: int) -> None:
+        """Refuse a stream count below 1 (load's `streams`, where a backend runs calls concurrently)."""
+        if streams < 1:
+            raise EdgeAEError(f"{cls.name} streams must be 1 or more, got {streams}")
+
+    @classmethod
     def model_file(cls, model_dir: str | os.PathLike, role: str, precision: str) -> Path:
         """The file this backend loads for `role` ("encoder"/"decoder") at `precision` in a run folder."""
         return onnx_path(model_dir, role, precision)

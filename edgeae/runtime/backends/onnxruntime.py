@@ -49,8 +49,7 @@ class OnnxRuntimeBackend(Backend):
             raise EdgeAEError(f"ONNX Runtime optimization {optimization!r} is not one of {', '.join(OPTIMIZATION_LEVELS)}")
         options = ort.SessionOptions()
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[optimization])
-        if streams < 1:
-            raise EdgeAEError(f"ONNX Runtime streams must be 1 or more, got {streams}")
+        cls.check_streams(streams)
         if streams > 1:
             from edgeae.runtime.tuning import machine_threads
 

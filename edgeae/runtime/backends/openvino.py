@@ -93,8 +93,7 @@ class OpenVINOBackend(Backend):
         metadata = {k: str(v) for k, v in model.get_rt_info(["framework"]).value.items()} \
             if model.has_rt_info(["framework"]) else {}
         precision_hint = precision_hint or HINTS.get(metadata.get("edgeae.precision", "fp32"), "f32")
-        if streams < 1:
-            raise EdgeAEError(f"OpenVINO streams must be 1 or more, got {streams}")
+        cls.check_streams(streams)
         config = {"PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
                   "INFERENCE_PRECISION_HINT": precision_hint}
         if streams > 1:
