@@ -73,11 +73,18 @@ def latency(ctx: Context) -> dict:
             "candidates": candidate_latency(run, [s for s in shapes if s[2] > 32], ctx)}
 
 
+CONFIRM_ROUNDS = 8  # the head-to-head pass: 16 timed calls per contender and shape
+
+
 def candidate_latency(run, shapes: list[tuple], ctx: Context) -> dict:
     """Every candidate in RUN/tuning.json at each frame shape: lower-quartile ms of interleaved rounds, the tuner's
     own statistic, so the tuned pick is compared with the best it tried under the same conditions. Medians of 3
     rounds put the pick 33 % behind at 480×640 in one make bench, where the tuner had timed it fastest: a few
-    slow turns on a shared machine decide a median of 6 calls (2026-11-28)."""
+    slow turns on a shared machine decide a median of 6 calls (2026-11-28).
+
+    Then a second, head-to-head pass ("confirm") of the pick and each shape's fastest: the fastest of two dozen
+    estimates of 8 calls each is biased fast (a winner's curse), so the pass that finds the best cannot also say by
+    how much it beats the pick. The target is read from the confirming pass."""
     sidecar, reason = read_sidecar(run)
     if sidecar is None:
         return {"skipped": reason}
@@ -91,18 +98,29 @@ def candidate_latency(run, shapes: list[tuple], ctx: Context) -> dict:
     # Each turn an untimed call, then TIMING_BLOCK timed ones, as the tuner times them: a candidate is not timed
     # while the previous one's threads still spin. 4 rounds × 2: 8 calls per candidate and shape.
     rounds = 2 if ctx.cfg.quick else 4
-    ms: dict[str, dict[str, float]] = {label: {} for label in loaded}
+    confirm_rounds = 2 if ctx.cfg.quick else CONFIRM_ROUNDS
+    tuned = sidecar["winner"]["label"]
     try:
-        for shape in shapes:
-            x = random_input(shape)
-            # 3 untimed calls each at a new shape first: OpenVINO's fused graph was still 17 % slower on its second and
-            # third call at 480×640 after loading (20.5 vs 17.5 ms lower quartile, AMD EPYC), where two sessions were not.
-            quartiles = lower_quartiles({k: (lambda ae=ae: ae.reconstruct_batch(x)) for k, ae in loaded.items()}, rounds,
-                                        warmup=3, block=TIMING_BLOCK)
-            for label, value in quartiles.items():
-                ms[label][shape_key(shape)] = value
+        ms = _lower_quartiles(loaded, shapes, rounds)
+        contenders = {tuned} | {min(ms, key=lambda k: ms[k][shape_key(s)]) for s in shapes} if ms else set()
+        confirm = _lower_quartiles({k: v for k, v in loaded.items() if k in contenders}, shapes, confirm_rounds) \
+            if tuned in ms and len(contenders) > 1 else {}
     finally:
         for ae in loaded.values():
             ae.close()
-    return {"shapes": [list(s) for s in shapes], "rounds": rounds, "block": TIMING_BLOCK, "tuned": sidecar["winner"]["label"],
-            "ms": ms, "unavailable": skipped}
+    return {"shapes": [list(s) for s in shapes], "rounds": rounds, "block": TIMING_BLOCK, "tuned": tuned,
+            "ms": ms, "confirm": {"rounds": confirm_rounds, "ms": confirm} if confirm else {}, "unavailable": skipped}
+
+
+def _lower_quartiles(loaded: dict[str, Autoencoder], shapes: list[tuple], rounds: int) -> dict[str, dict[str, float]]:
+    """label → shape → lower-quartile ms of `rounds` interleaved rounds (an untimed call, then TIMING_BLOCK timed)."""
+    ms: dict[str, dict[str, float]] = {label: {} for label in loaded}
+    for shape in shapes:
+        x = random_input(shape)
+        # 3 untimed calls each at a new shape first: OpenVINO's fused graph was still 17 % slower on its second and
+        # third call at 480×640 after loading (20.5 vs 17.5 ms lower quartile, AMD EPYC), where two sessions were not.
+        quartiles = lower_quartiles({k: (lambda ae=ae: ae.reconstruct_batch(x)) for k, ae in loaded.items()}, rounds,
+                                    warmup=3, block=TIMING_BLOCK)
+        for label, value in quartiles.items():
+            ms[label][shape_key(shape)] = value
+    return ms

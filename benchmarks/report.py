@@ -113,22 +113,34 @@ def md_latency(latency: dict) -> list[str]:
         md_candidates(latency.get("candidates", {}))
 
 
+def _rows(ms_by_label: dict[str, dict[str, float]], shapes: list[str], tuned: str) -> list[list[str]]:
+    """One row per candidate, fastest overall first: ms per shape and how far behind that shape's fastest."""
+    best = {s: min(v[s] for v in ms_by_label.values()) for s in shapes}
+    return [[("**" + label + "** (tuned pick)") if label == tuned else label]
+            + [f"{ms[s]:.2f}" + (" (best)" if ms[s] == best[s] else f" (+{100 * (ms[s] / best[s] - 1):.0f} %)") for s in shapes]
+            for label, ms in sorted(ms_by_label.items(), key=lambda kv: sum(kv[1].values()))]
+
+
 def md_candidates(candidates: dict) -> list[str]:
     """Every candidate the tuner tried, re-timed at each frame size in one set of interleaved rounds."""
     lines = ["### Every tuner candidate at frame sizes", ""]
     if "skipped" in candidates or not candidates.get("ms"):
         return lines + [_skipped("candidates", candidates if "skipped" in candidates else {"skipped": "none timed"}), ""]
     shapes = ["x".join(map(str, s)) for s in candidates["shapes"]]
-    best = {s: min(v[s] for v in candidates["ms"].values()) for s in shapes}
-    rows = [[("**" + label + "** (tuned pick)") if label == candidates["tuned"] else label]
-            + [f"{ms[s]:.2f}" + (" (best)" if ms[s] == best[s] else f" (+{100 * (ms[s] / best[s] - 1):.0f} %)") for s in shapes]
-            for label, ms in sorted(candidates["ms"].items(), key=lambda kv: sum(kv[1].values()))]
+    rows = _rows(candidates["ms"], shapes, candidates["tuned"])
     unavailable = [f"- {k}: {v}" for k, v in candidates.get("unavailable", {}).items()]
     block = candidates.get("block", 1)
     turn = f" (each turn an untimed call, then {block} timed)" if block > 1 else ""
     stat = "Lower-quartile" if block > 1 else "Median"
-    return lines + [f"{stat} ms of {candidates['rounds']} interleaved rounds per size{turn}; + % behind the fastest.", ""] + \
+    lines += [f"{stat} ms of {candidates['rounds']} interleaved rounds per size{turn}; + % behind the fastest.", ""] + \
         _table(["candidate"] + [f"{s} ms" for s in shapes], rows) + unavailable + [""]
+    confirm = candidates.get("confirm")
+    if confirm:
+        rows = _rows(confirm["ms"], shapes, candidates["tuned"])
+        lines += [f"Head to head: the tuned pick and each size's fastest above, timed again in {confirm['rounds']} "
+                  "interleaved rounds (the fastest of two dozen estimates is biased fast; the target reads this "
+                  "pass).", ""] + _table(["candidate"] + [f"{s} ms" for s in shapes], rows) + [""]
+    return lines
 
 
 def md_tuning(tuning: dict) -> list[str]:

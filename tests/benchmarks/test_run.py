@@ -117,6 +117,8 @@ def test_quick_run_tunes_first_and_times_the_tuned_default_and_every_candidate(q
     assert latency["backends"]["tuned default"]["rows"] and latency["tuned"]
     labels = {e["label"] for s in tuning["stages"] for e in s["candidates"]}
     assert set(latency["candidates"]["ms"]) | set(latency["candidates"]["unavailable"]) == labels
+    confirm = latency["candidates"]["confirm"]  # the pick and each size's fastest again, head to head
+    assert not confirm or latency["candidates"]["tuned"] in confirm["ms"] and set(confirm["ms"]) <= set(labels)
     text = (quick_report / "bench.md").read_text()
     assert "Results differ by CPU" in text and "Every tuner candidate" in text
     assert any(t["target"].startswith("tuned default at most 5 %") for t in report["targets"])

@@ -359,3 +359,28 @@ def test_onnxruntime_streams_split_the_threads_between_calls(trained_run):
             assert backend.session.get_session_options().intra_op_num_threads == per_call
     with pytest.raises(EdgeAEError, match="streams must be 1 or more"):
         OnnxRuntimeBackend.load(trained_run / "encoder.onnx", streams=0)
+
+
+def _scored(label: str, score: float, stage: str = "structure", precision: str = "fp32") -> Measured:
+    return Measured(Candidate.make("onnxruntime", precision, label, "e", "d"), stage, {SHAPE: score}, score)
+
+
+def test_the_runoff_takes_the_candidates_close_to_the_fastest_by_their_latest_score():
+    measured = [_scored("a", 0.50), _scored("b", 0.54), _scored("c", 0.56), _scored("i", 0.40, precision="int8"),
+                _scored("s", 0.10, stage=tuning.SMALL_STAGE), _scored("b", 0.70, stage="threads")]
+    # b's latest stage re-timed it at 0.70: out; int8 only where picked; the small-input stage never counts
+    assert [c.decoder_form for c in tuning.finalists(measured, int8_picked=False)] == ["a"]
+    assert [c.decoder_form for c in tuning.finalists(measured, int8_picked=True)] == ["i"]
+    many = [_scored(str(i), 0.5 + i / 1000) for i in range(10)]
+    assert len(tuning.finalists(many, False)) == tuning.RUNOFF_MAX and tuning.finalists([], False) == []
+
+
+def test_the_pick_comes_from_a_runoff_of_the_close_candidates_timed_afresh(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "RUNOFF_MARGIN", float("inf"))  # every candidate is close: the runoff always runs
+    sidecar = tune(_copy(trained_run, tmp_path), QUICK, progress=False)
+    final = sidecar["stages"][-1]
+    assert final["stage"] == tuning.RUNOFF_STAGE and final["rounds"] == tuning.RUNOFF_ROUNDS
+    assert len(final["finalists"]) == tuning.RUNOFF_MAX
+    in_runoff = [e for e in final["candidates"] if e["label"] in final["finalists"]]  # fastest first
+    assert sidecar["winner"]["label"] == in_runoff[0]["label"] and sidecar["winner"]["stage"] == tuning.RUNOFF_STAGE
+    assert "runoff" in tuning.format_tuning(sidecar)
