@@ -10,7 +10,7 @@ import numpy as np
 
 from benchmarks.codec import markdown as codec_markdown
 from edgeae.config import atomic_write_bytes, atomic_write_json
-from edgeae.runtime.tuning import throughput_text
+from edgeae.runtime.tuning import stage_name, throughput_text
 
 
 def strip_private(obj):
@@ -153,7 +153,7 @@ def md_tuning(tuning: dict) -> list[str]:
                   f"{t['int8']['reason']}.", ""]
         if t.get("throughput"):
             lines += [f"Throughput stage: {throughput_text(t['throughput'])}.", ""]
-        rows = [[stage["stage"], stage["rounds"], e["label"]] + [_f(e["ms"].get(s)) for s in shapes]
+        rows = [[stage_name(stage), stage["rounds"], e["label"]] + [_f(e["ms"].get(s)) for s in shapes]
                 for stage in t["stages"] for e in stage["candidates"]]
         lines += ["<details><summary>every candidate, lower-quartile ms of interleaved rounds</summary>", ""] + \
             _table(["stage", "rounds", "candidate"] + [f"{s} ms" for s in shapes], rows) + ["</details>", ""]

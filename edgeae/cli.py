@@ -82,8 +82,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.backend != "tensorrt":  # CPU runtimes have nothing to build: time the exported forms here, keep the fastest
         from edgeae.runtime.tuning import TuneConfig, tune
 
-        tune(args.run, TuneConfig(budget_s=args.tune_seconds,
-                                  backends=("onnxruntime", "openvino") if args.backend == "openvino" else ("onnxruntime",)))
+        backends = ("onnxruntime", "openvino") if args.backend == "openvino" else ("onnxruntime",)
+        budget = {"budget_s": args.tune_seconds} if args.tune_seconds is not None else {}
+        tune(args.run, TuneConfig(backends=backends, **budget))
         if args.backend == "openvino":  # its parity against ONNX Runtime goes into export_report.json
             from edgeae.export.openvino_parity import format_openvino_parity, record_openvino_parity
 
@@ -356,7 +357,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="tensorrt", choices=["tensorrt", "onnxruntime", "openvino"],
                    help="tensorrt (default): build engines; onnxruntime: time the exported forms and settings on this "
                         "machine and record the fastest in RUN/tuning.json; openvino: the same with OpenVINO's too")
-    p.add_argument("--tune-seconds", type=float, default=30.0, help="onnxruntime/openvino: tuning time budget (default 30)")
+    p.add_argument("--tune-seconds", type=float, default=None,
+                   help="onnxruntime/openvino: time budget of the tuner's greedy stages (default 20; a whole tune "
+                        "took 35-45 s on 2 cores)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--flavour", default="auto", choices=["auto", "tensorrt", "tensorrt-rtx"])
     p.add_argument("--min", default="1x32x32", help="smallest input NxHxW of the profile (default 1x32x32)")
