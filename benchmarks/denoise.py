@@ -62,9 +62,14 @@ def cbm3d(sigma: float) -> Callable[[np.ndarray], np.ndarray] | None:
     return run
 
 
-def _evaluate(method: Callable, clean: list[np.ndarray], noisy: list[np.ndarray], warmup: bool = True) -> dict:
-    if warmup:
-        method(noisy[0])  # first calls allocate
+# Untimed calls before the timed frames: first calls allocate, and OpenVINO's fused graph stays ~17 % slow for its
+# first calls at a new frame size (AMD EPYC, 2026-11-28); a filter needs one, a model MODEL_WARMUP.
+MODEL_WARMUP = 3
+
+
+def _evaluate(method: Callable, clean: list[np.ndarray], noisy: list[np.ndarray], warmup: int = 1) -> dict:
+    for _ in range(warmup):
+        method(noisy[0])
     outs, times = [], []
     for frame in noisy:
         t0 = time.perf_counter()
@@ -115,7 +120,7 @@ def photos(threads: int, quick: bool = False, seed: int = 0, cbm3d_photos: int =
         methods = {"noisy input": lambda f: f, **classical_filters(sigma),
                    **{label: (lambda f, ae=ae: ae.reconstruct([f])[0]) for label, ae in models.items()}}
         for label, method in methods.items():
-            result = _evaluate(method, clean, noisy)
+            result = _evaluate(method, clean, noisy, warmup=MODEL_WARMUP if label in models else 1)
             examples[(sigma, label)] = result.pop("example")
             rows.append({"sigma": sigma, "method": label, "photos": len(clean), **result})
         bm = cbm3d(sigma) if subset else None
@@ -123,7 +128,7 @@ def photos(threads: int, quick: bool = False, seed: int = 0, cbm3d_photos: int =
             fp32 = models["edgeae denoiser fp32"]
             for label, method in ((f"CBM3D ({subset} photos)", bm),
                                   (f"edgeae denoiser fp32 ({subset} photos)", lambda f: fp32.reconstruct([f])[0])):
-                result = _evaluate(method, clean[:subset], noisy[:subset], warmup=not label.startswith("CBM3D"))
+                result = _evaluate(method, clean[:subset], noisy[:subset], warmup=0 if label.startswith("CBM3D") else 1)
                 examples[(sigma, label)] = result.pop("example")
                 rows.append({"sigma": sigma, "method": label, "photos": subset, **result})
     for ae in models.values():
@@ -192,7 +197,7 @@ def denoise(ctx: Context) -> dict:
         methods = {"noisy input": lambda f: f, **classical_filters(sigma),
                    **{label: (lambda f, ae=ae: ae.reconstruct([f])[0]) for label, ae in models.items()}}
         for label, method in methods.items():
-            result = _evaluate(method, clean, noisy)
+            result = _evaluate(method, clean, noisy, warmup=MODEL_WARMUP if label in models else 1)
             result.pop("ms_per_512")
             examples[(sigma, label)] = result.pop("example")
             rows.append({"sigma": sigma, "method": label, **result})

@@ -31,7 +31,6 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -39,7 +38,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from edgeae.config import save_config
 from edgeae.errors import EdgeAEError
 from edgeae.outputs import refuse_overwriting_inputs
-from edgeae.runtime.preprocess import pad_to_multiple, padded_size
+from edgeae.runtime.preprocess import fill_batch, padded_size
 from edgeae.runtime.run_files import PRECISIONS, ROLES, engine_path, onnx_path
 from edgeae.runtime.sources import END, CaptureOptions, FrameSource
 from edgeae.runtime.tasks.base import TASKS, make_task
@@ -113,8 +112,6 @@ class StageTimer:
 class BatchBuffers:
     """Frames → N×3×H'×W' float32 RGB in [0,1], written into a buffer reused for every step of one shape."""
 
-    SCALE = np.float32(1 / 255)
-
     def __init__(self, multiple: int):
         self.multiple = multiple
         self._buffers: dict[tuple, np.ndarray] = {}
@@ -124,13 +121,7 @@ class BatchBuffers:
         shape = (len(images), 3, h, w)
         if shape not in self._buffers:
             self._buffers[shape] = np.empty(shape, np.float32)
-        batch = self._buffers[shape]
-        for i, image in enumerate(images):
-            # cv2.split gives contiguous planes; scaling each straight into its RGB slot is one pass
-            # per plane, about 3× faster than a strided BGR→RGB transpose + astype.
-            for c, plane in enumerate(cv2.split(pad_to_multiple(image, self.multiple))):
-                np.multiply(plane, self.SCALE, out=batch[i, 2 - c], casting="unsafe")
-        return batch
+        return fill_batch(images, self.multiple, self._buffers[shape])
 
 
 def group_by_size(frames: list) -> list[list]:

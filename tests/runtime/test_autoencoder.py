@@ -28,6 +28,20 @@ def test_frames_round_trip_through_batch_layout():
     assert np.isclose(batch[0, 0, 0, 0], frames[0][0, 0, 2] / 255)  # channel 0 is R = BGR index 2
     back = batch_to_frames(batch, size)
     assert all(np.array_equal(a, b) for a, b in zip(frames, back))
+    # exactly the values of a single transposing cast (what it replaced), plane by plane
+    assert np.array_equal(batch[1, :, :37, :53], frames[1][..., ::-1].transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255))
+
+
+def test_model_outputs_become_frames_rounded_and_saturated():
+    # outside [0, 1] (an int8 or fp16 backend can overshoot) saturates; inside rounds to the nearest level
+    rgb = np.array([[-0.2, 0.0, 1.0 / 255 * 0.49], [1.3, 1.0, 200.7 / 255]], np.float32)  # one row of 3 pixels per channel
+    batch = np.stack([rgb, rgb * 0.5, rgb[::-1]])[None].astype(np.float32)  # 1×3×2×3
+    (frame,) = batch_to_frames(batch, (2, 3))
+    assert frame.dtype == np.uint8 and frame.shape == (2, 3, 3)
+    assert frame[..., 2].tolist() == [[0, 0, 0], [255, 255, 201]]  # R plane: saturated, then rounded to nearest
+    assert (frame[..., 2][1, 2], frame[..., 0][0, 2]) == (201, 201)  # B is the R plane of row order reversed
+    (half,) = batch_to_frames(batch.astype(np.float16), (2, 3))  # fp16 outputs too
+    assert np.abs(half.astype(int) - frame).max() <= 1
 
 
 def test_runtime_reconstruction_matches_pytorch(trained_run):

@@ -12,15 +12,11 @@ import logging
 import cv2
 import numpy as np
 
+from edgeae.runtime.preprocess import chw_to_bgr
 from edgeae.runtime.tasks.base import FrameResult
 from edgeae.runtime.visualise import side_by_side
 
 log = logging.getLogger("edgeae.runtime")
-
-
-def recon_to_bgr(recon: np.ndarray, height: int, width: int) -> np.ndarray:
-    """One 3×H'×W' RGB float [0,1] output → BGR uint8 H×W (saturating, rounded, one pass per plane)."""
-    return cv2.merge([cv2.convertScaleAbs(recon[c, :height, :width], alpha=255.0) for c in (2, 1, 0)])
 
 
 class DenoiseTask:
@@ -38,7 +34,7 @@ class DenoiseTask:
         results = []
         for i, frame in enumerate(frames):
             h, w = frame.image.shape[:2]
-            output = recon_to_bgr(recon[i], h, w)
+            output = chw_to_bgr(recon[i], h, w)
             psnr = float(cv2.PSNR(frame.image, output))
             event = {"event": "frame", "source": frame.source, "frame": frame.index,
                      "time": round(frame.timestamp, 3), "psnr_vs_input": round(psnr, 3)}

@@ -5,12 +5,17 @@ import numpy as np
 
 from edgeae.runtime.pipeline import RunConfig, run
 from edgeae.runtime.preprocess import batch_to_frames
-from edgeae.runtime.tasks.denoise import recon_to_bgr
+from edgeae.runtime.sources import Frame
+from edgeae.runtime.tasks.denoise import DenoiseTask
 
 
-def test_recon_to_bgr_matches_batch_to_frames():
+def test_the_output_frame_is_the_models_output_saturated_and_cropped():
     recon = np.random.default_rng(0).random((1, 3, 32, 48), np.float32)
-    np.testing.assert_array_equal(recon_to_bgr(recon[0], 30, 40), batch_to_frames(recon, (30, 40))[0])
+    recon[0, 0, :2, :2] = -0.1  # an overshoot below 0 (int8, fp16) is black, not its absolute value
+    frame = Frame(np.zeros((30, 40, 3), np.uint8), 0, 0.0, "cam")
+    (result,) = DenoiseTask().process([frame], None, recon, draw=True)
+    np.testing.assert_array_equal(result.image, batch_to_frames(recon, (30, 40))[0])
+    assert result.image.shape == (30, 40, 3) and (result.image[:2, :2, 2] == 0).all()
 
 
 def test_denoise_on_vtest_writes_side_by_side_video(vtest_run, footage, tmp_path):
