@@ -23,6 +23,7 @@ from benchmarks.context import Context
 from benchmarks.metrics import psnr, ssim
 from benchmarks.models import DENOISE_VARIANT
 from edgeae.runtime import Autoencoder, sources
+from edgeae.runtime.tuning import NEW_SIZE_WARMUP
 
 SIGMAS = (15, 25, 50)
 SHIPPED = Path("models/denoiser")
@@ -62,12 +63,9 @@ def cbm3d(sigma: float) -> Callable[[np.ndarray], np.ndarray] | None:
     return run
 
 
-# Untimed calls before the timed frames: first calls allocate, and OpenVINO's fused graph stays ~17 % slow for its
-# first calls at a new frame size (AMD EPYC, 2026-11-28); a filter needs one, a model MODEL_WARMUP.
-MODEL_WARMUP = 3
-
-
 def _evaluate(method: Callable, clean: list[np.ndarray], noisy: list[np.ndarray], warmup: int = 1) -> dict:
+    """PSNR/SSIM and median ms per frame, after `warmup` untimed calls (first calls allocate; a model at a new
+    size wants NEW_SIZE_WARMUP)."""
     for _ in range(warmup):
         method(noisy[0])
     outs, times = [], []
@@ -120,7 +118,7 @@ def photos(threads: int, quick: bool = False, seed: int = 0, cbm3d_photos: int =
         methods = {"noisy input": lambda f: f, **classical_filters(sigma),
                    **{label: (lambda f, ae=ae: ae.reconstruct([f])[0]) for label, ae in models.items()}}
         for label, method in methods.items():
-            result = _evaluate(method, clean, noisy, warmup=MODEL_WARMUP if label in models else 1)
+            result = _evaluate(method, clean, noisy, warmup=NEW_SIZE_WARMUP if label in models else 1)
             examples[(sigma, label)] = result.pop("example")
             rows.append({"sigma": sigma, "method": label, "photos": len(clean), **result})
         bm = cbm3d(sigma) if subset else None
@@ -197,7 +195,7 @@ def denoise(ctx: Context) -> dict:
         methods = {"noisy input": lambda f: f, **classical_filters(sigma),
                    **{label: (lambda f, ae=ae: ae.reconstruct([f])[0]) for label, ae in models.items()}}
         for label, method in methods.items():
-            result = _evaluate(method, clean, noisy, warmup=MODEL_WARMUP if label in models else 1)
+            result = _evaluate(method, clean, noisy, warmup=NEW_SIZE_WARMUP if label in models else 1)
             result.pop("ms_per_512")
             examples[(sigma, label)] = result.pop("example")
             rows.append({"sigma": sigma, "method": label, **result})

@@ -11,7 +11,7 @@ from benchmarks.context import Context
 from edgeae.runtime.autoencoder import Autoencoder
 from edgeae.runtime.benchmark import (TUNED, full_model, interleaved_rows, latency_shapes, open_tuned, open_variants,
                                       random_input, time_call)
-from edgeae.runtime.tuning import TIMING_BLOCK, Candidate, lower_quartiles, read_sidecar, shape_key
+from edgeae.runtime.tuning import NEW_SIZE_WARMUP, TIMING_BLOCK, Candidate, lower_quartiles, read_sidecar, shape_key
 from edgeae.training.train import load_model
 
 EAGER = "pytorch eager"
@@ -102,9 +102,8 @@ def candidate_latency(run, shapes: list[tuple], ctx: Context) -> dict:
     tuned = sidecar["winner"]["label"]
     try:
         ms = _lower_quartiles(loaded, shapes, rounds)
-        contenders = {tuned} | {min(ms, key=lambda k: ms[k][shape_key(s)]) for s in shapes} if ms else set()
-        confirm = _lower_quartiles({k: v for k, v in loaded.items() if k in contenders}, shapes, confirm_rounds) \
-            if tuned in ms and len(contenders) > 1 else {}
+        contenders = {tuned, *(min(ms, key=lambda k: ms[k][shape_key(s)]) for s in shapes)} if tuned in ms else set()
+        confirm = _lower_quartiles({k: loaded[k] for k in contenders}, shapes, confirm_rounds) if len(contenders) > 1 else {}
     finally:
         for ae in loaded.values():
             ae.close()
@@ -117,10 +116,8 @@ def _lower_quartiles(loaded: dict[str, Autoencoder], shapes: list[tuple], rounds
     ms: dict[str, dict[str, float]] = {label: {} for label in loaded}
     for shape in shapes:
         x = random_input(shape)
-        # 3 untimed calls each at a new shape first: OpenVINO's fused graph was still 17 % slower on its second and
-        # third call at 480×640 after loading (20.5 vs 17.5 ms lower quartile, AMD EPYC), where two sessions were not.
         quartiles = lower_quartiles({k: (lambda ae=ae: ae.reconstruct_batch(x)) for k, ae in loaded.items()}, rounds,
-                                    warmup=3, block=TIMING_BLOCK)
+                                    warmup=NEW_SIZE_WARMUP, block=TIMING_BLOCK)
         for label, value in quartiles.items():
             ms[label][shape_key(shape)] = value
     return ms

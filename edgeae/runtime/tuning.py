@@ -407,6 +407,11 @@ class Measured:
 # OpenVINO was then timed on 1 thread only: the pick came out 1.4× the baseline where 1.8-2.0× was there to take.
 BUSY_SLOWDOWN = 1.2
 
+# Untimed calls per model and frame size before timing it there: OpenVINO's fused graph was still ~17 % slow on its
+# second and third call at 480×640 after loading (20.5 vs 17.5 ms lower quartile, AMD EPYC, 2026-11-28), where two
+# sessions were not. The runoff, the bench's re-timing and its denoise section use it.
+NEW_SIZE_WARMUP = 3
+
 # Each candidate's turn in a round: one untimed call, then TIMING_BLOCK timed ones (interleaved_times). Timed one
 # call at a time, a candidate ran right after another's session, whose threads were still spinning: ONNX Runtime
 # candidates with spinning on measured about twice their time (53 vs 27 ms at 480×640, make bench 2026-11-28),
@@ -474,7 +479,7 @@ class Tuner:
                            for c, m in ms.items()), key=lambda m: m.score)
         stage = {"stage": name, "rounds": rounds, **stage_fields, "seconds": round(time.perf_counter() - began, 1),
                  "candidates": [m.to_dict() for m in measured]}
-        slowdown = self.slowdown(ref)
+        slowdown = self.slowdown({shape_key(x.shape): ref[shape_key(x.shape)] for x in inputs if not is_small(x.shape)})
         self.baseline_fastest.update({k: min(v, self.baseline_fastest.get(k, v)) for k, v in ref.items()})
         if retry and slowdown > BUSY_SLOWDOWN:
             self.stages.append({**stage, "busy": f"the baseline ran {slowdown:.2f}× its fastest: timed again"})
@@ -484,9 +489,9 @@ class Tuner:
         return measured
 
     def slowdown(self, baseline_ms: dict[str, float]) -> float:
-        """The baseline's ms over its fastest in earlier stages, geometric mean over the frame shapes both timed
-        (1.0 where none: sub-millisecond calls vary too much to tell load by)."""
-        shared = [k for k in baseline_ms if k in self.baseline_fastest and not is_small(tuple(map(int, k.split("x"))))]
+        """The baseline's ms at frame sizes over its fastest there in earlier stages, geometric mean (1.0 where none
+        was timed before; small inputs are left out by the caller: sub-millisecond calls vary too much to tell load by)."""
+        shared = [k for k in baseline_ms if k in self.baseline_fastest]
         return float(np.exp(np.mean([np.log(baseline_ms[k] / self.baseline_fastest[k]) for k in shared]))) if shared else 1.0
 
     def stage(self, name: str, candidates: list[Candidate], stages_left: int, keep: tuple[Candidate, ...] = ()) -> Measured:
@@ -513,7 +518,7 @@ class Tuner:
         if not small:
             return None
         began = time.perf_counter()
-        measured = self.record(SMALL_STAGE, self.ready(candidates), small, rounds, warmup=3, began=began,
+        measured = self.record(SMALL_STAGE, self.ready(candidates), small, rounds, NEW_SIZE_WARMUP, began=began,
                                shapes=[shape_key(x.shape) for x in small])
         return measured[0]
 
@@ -684,7 +689,6 @@ RUNOFF_STAGE = "runoff"
 RUNOFF_MARGIN = 0.10
 RUNOFF_MAX = 3
 RUNOFF_ROUNDS = 5
-RUNOFF_WARMUP = 3  # untimed calls per shape first: OpenVINO's fused graph is ~17 % slow on its first calls at a new size
 
 
 def finalists(measured: list[Measured], int8_picked: bool) -> list[Candidate]:
@@ -702,7 +706,7 @@ def runoff(tuner: Tuner, int8_picked: bool) -> Measured | None:
     contenders = finalists(tuner.measured, int8_picked)
     if len(contenders) < 2:
         return None
-    measured = tuner.record(RUNOFF_STAGE, tuner.ready(contenders), tuner.inputs, RUNOFF_ROUNDS, RUNOFF_WARMUP,
+    measured = tuner.record(RUNOFF_STAGE, tuner.ready(contenders), tuner.inputs, RUNOFF_ROUNDS, NEW_SIZE_WARMUP,
                             began=time.perf_counter(), finalists=[c.label for c in contenders])
     return next(m for m in measured if m.candidate in contenders)
 
