@@ -685,10 +685,14 @@ def small_winner(tuner: Tuner, int8_picked: bool) -> dict | None:
 # estimates is biased fast (a winner's curse). On the 2-core EPYC (make bench, 2026-11-28) the openvino stage had two
 # sessions 8 % ahead of the fused graph, and the bench's re-timing then had it 19 % behind at 480×640. So the
 # candidates within RUNOFF_MARGIN of the fastest are timed again, afresh and at length, and the pick comes from that.
+# Rounds: re-timing the two OpenVINO forms 40 rounds (the fused graph 8 % ahead at 480×640, 6 % at 576×768), the ratio
+# from any 8 consecutive rounds had a standard deviation of 0.03-0.04 per size; 5 rounds picked two sessions in one
+# make bench of two. A call-by-call (paired) ratio was no steadier (sd 0.03-0.04 too): the noise here is within a
+# round, not from round to round. 8 rounds cost about 3 s more per tune.
 RUNOFF_STAGE = "runoff"
 RUNOFF_MARGIN = 0.10
 RUNOFF_MAX = 3
-RUNOFF_ROUNDS = 5
+RUNOFF_ROUNDS = 8
 
 
 def finalists(measured: list[Measured], int8_picked: bool) -> list[Candidate]:
