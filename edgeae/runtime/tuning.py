@@ -625,11 +625,7 @@ def search(tuner: Tuner) -> dict:
         if int8 is not None:
             stage("int8", [int8])
     if not openvino_missing:
-        threads = incumbent.options.get("threads", nproc)
-        candidates = structure_candidates(run_dir, "openvino", baseline.decoder_form, threads=threads)
-        if int8 is not None:
-            candidates.append(Candidate.make("openvino", "int8", int8.decoder_form, int8.encoder, int8.decoder, threads=threads))
-        stage("openvino", candidates)
+        stage("openvino", openvino_candidates(run_dir, baseline.decoder_form, incumbent, int8, nproc))
     if any(is_small(x.shape) for x in tuner.inputs) and not all(is_small(x.shape) for x in tuner.inputs):
         # Fused forms only, where exported: at 32×32 per-call overhead decides, and two sessions pay it twice
         # (2026-11-28, AMD EPYC: no two-session form ever won this stage). Timing all 37 forms took 34 s.
@@ -649,6 +645,20 @@ def search(tuner: Tuner) -> dict:
     int8_measured = best(tuner.measured, precision="int8")
     fp32_measured = best([m for m in tuner.measured if int8_measured and m.stage == int8_measured.stage], precision="fp32")
     return {"int8": int8_verdict(int8_measured, fp32_measured, accuracy, cpu_info())}
+
+
+def openvino_candidates(run_dir: Path, default_form: str, incumbent: Candidate, int8: Candidate | None,
+                        nproc: int) -> list[Candidate]:
+    """OpenVINO's forms (and int8 where ONNX Runtime's int8 files were tried) at the incumbent's threads, and at every
+    core where the incumbent runs fewer: ONNX Runtime's threads stage says how ONNX Runtime scales, not OpenVINO, and
+    one busy threads stage had made ONNX Runtime's 1 thread win, after which OpenVINO, timed at 1 thread only, lost
+    (2026-11-28). Every core costs one more set of forms only where the threads differ."""
+    counts = sorted({incumbent.options.get("threads", nproc), nproc}, reverse=True)
+    candidates = [c for t in counts for c in structure_candidates(run_dir, "openvino", default_form, threads=t)]
+    if int8 is not None:
+        candidates += [Candidate.make("openvino", "int8", int8.decoder_form, int8.encoder, int8.decoder, threads=t)
+                       for t in counts]
+    return candidates
 
 
 def best(measured: list[Measured], **match) -> Measured | None:

@@ -193,6 +193,17 @@ def test_tuning_a_folder_without_onnx_files_is_a_one_line_error(tmp_path, capsys
     assert "edgeae export" in capsys.readouterr().err
 
 
+def test_openvino_is_timed_on_every_core_too_where_onnxruntime_picked_fewer_threads(trained_run):
+    default_form = tuning.baseline_candidate(trained_run).decoder_form
+    incumbent = tuning.Candidate.make("onnxruntime", "fp32", "conv_transpose", "encoder.onnx", "decoder.onnx", threads=1)
+    forms = tuning.structure_candidates(trained_run, "openvino", default_form, threads=4)
+    both = tuning.openvino_candidates(trained_run, default_form, incumbent, None, nproc=4)
+    assert sorted({c.options["threads"] for c in both}) == [1, 4] and len(both) == 2 * len(forms)
+    on_all = tuning.openvino_candidates(trained_run, default_form, incumbent.with_options(threads=4), incumbent, 4)
+    assert {c.options["threads"] for c in on_all} == {4} and len(on_all) == len(forms) + 1  # + int8, same threads
+    assert on_all[-1].precision == "int8" and on_all[-1].backend == "openvino"
+
+
 def test_openvino_candidates_are_timed_when_openvino_is_installed(trained_run, tmp_path):
     pytest.importorskip("openvino", reason="OpenVINO not installed: its candidates are skipped with that reason")
     run = _copy(trained_run, tmp_path)
