@@ -359,7 +359,7 @@ def _parser() -> argparse.ArgumentParser:
                         "machine and record the fastest in RUN/tuning.json; openvino: the same with OpenVINO's too")
     p.add_argument("--tune-seconds", type=float, default=None,
                    help="onnxruntime/openvino: time budget of the tuner's greedy stages (default 20; a whole tune "
-                        "took 33-43 s on 2 cores, 2026-11-28)")
+                        "of the seed model took 33-48 s on 2 cores, more on a busy machine, 2026-11-28)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--flavour", default="auto", choices=["auto", "tensorrt", "tensorrt-rtx"])
     p.add_argument("--min", default="1x32x32", help="smallest input NxHxW of the profile (default 1x32x32)")

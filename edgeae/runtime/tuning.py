@@ -51,7 +51,8 @@ SIDECAR_FORMAT = 1
 TIMING_SHAPES = ((1, 3, 32, 32), (1, 3, 480, 640), (1, 3, 576, 768))
 TUNABLE_BACKENDS = ("onnxruntime", "openvino")
 # The greedy stages' share (each gets rounds by what is left, at least TuneConfig.min_rounds); the small-input stage,
-# the runoff and the throughput stage come on top: 33-43 s in all on the 2-core EPYC (make bench, 2026-11-28). The
+# the runoff and the throughput stage come on top: 32-48 s in all on the 2-core EPYC, 56 s for the heavier shallow
+# denoiser on a busy machine where 2 stages were timed again (make bench, 2026-11-28). The
 # stages only screen: the runoff re-times what they left close, so 2 rounds each were enough where 3 cost a quarter
 # more.
 DEFAULT_BUDGET_S = 20.0
