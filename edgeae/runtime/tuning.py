@@ -699,7 +699,7 @@ def small_winner(tuner: Tuner, int8_picked: bool) -> dict | None:
 # Rounds: re-timing the two OpenVINO forms 40 rounds (the fused graph 8 % ahead at 480×640, 6 % at 576×768), the ratio
 # from any 8 consecutive rounds had a standard deviation of 0.03-0.04 per size; 5 rounds picked two sessions in one
 # make bench of two. A call-by-call (paired) ratio was no steadier (sd 0.03-0.04 too): the noise here is within a
-# round, not from round to round. 8 rounds cost about 3 s more per tune.
+# round, not from round to round. 8 rounds took the runoff from 4.2 to 5.7 s (make bench, 2026-11-28).
 RUNOFF_STAGE = "runoff"
 RUNOFF_MARGIN = 0.10
 RUNOFF_MAX = 3
