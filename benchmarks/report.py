@@ -127,19 +127,20 @@ def md_candidates(candidates: dict) -> list[str]:
     if "skipped" in candidates or not candidates.get("ms"):
         return lines + [_skipped("candidates", candidates if "skipped" in candidates else {"skipped": "none timed"}), ""]
     shapes = ["x".join(map(str, s)) for s in candidates["shapes"]]
+    header = ["candidate"] + [f"{s} ms" for s in shapes]
     rows = _rows(candidates["ms"], shapes, candidates["tuned"])
     unavailable = [f"- {k}: {v}" for k, v in candidates.get("unavailable", {}).items()]
     block = candidates.get("block", 1)
     turn = f" (each turn an untimed call, then {block} timed)" if block > 1 else ""
     stat = "Lower-quartile" if block > 1 else "Median"
     lines += [f"{stat} ms of {candidates['rounds']} interleaved rounds per size{turn}; + % behind the fastest.", ""] + \
-        _table(["candidate"] + [f"{s} ms" for s in shapes], rows) + unavailable + [""]
+        _table(header, rows) + unavailable + [""]
     confirm = candidates.get("confirm")
     if confirm:
         rows = _rows(confirm["ms"], shapes, candidates["tuned"])
         lines += [f"Head to head: the tuned pick and each size's fastest above, timed again in {confirm['rounds']} "
                   "interleaved rounds (the fastest of two dozen estimates is biased fast; the target reads this "
-                  "pass).", ""] + _table(["candidate"] + [f"{s} ms" for s in shapes], rows) + [""]
+                  "pass).", ""] + _table(header, rows) + [""]
     return lines
 
 
